@@ -1,0 +1,130 @@
+"""Shared helpers for the benchmarks: scratch PostgreSQL databases, timing, the result table.
+
+The PostgreSQL server comes from `$WORKBENCH_BENCH_PG` (an admin URL allowed to CREATE
+DATABASE), by default the local `postgresql://postgres@127.0.0.1:5432/postgres`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+# The benchmarks run from a checkout: `python benchmarks/audit_append.py`.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workbench.audit import AuditEvent  # noqa: E402
+
+ADMIN_URL = os.environ.get("WORKBENCH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """Create a uniquely named database, yield its URL, and drop it afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The `p`-th percentile (0..100) by the nearest-rank method."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds one call of `fn` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def sample_event(i: int, tenants: int = 10, users: int = 50) -> AuditEvent:
+    """A realistic data-access event; `i` spreads it over tenants, users and actions."""
+    tenant = f"tenant{i % tenants:02d}"
+    return AuditEvent(
+        action=("data.read", "credential.issue", "request.approve", "server.start")[i % 4],
+        actor=f"user{(i // tenants) % users:03d}",
+        role="researcher",
+        tenant=tenant,
+        dataset="calls" if i % 2 else "accounts",
+        purpose="churn model for the quarterly review",
+        request_id=1000 + i % 997,
+        resource=f"server/{tenant}-{i % 13}",
+        client="127.0.0.1",
+        detail={"objects": i % 17, "bytes": 4096 * (i % 31)},
+    )
+
+
+@dataclass
+class Figure:
+    """One row of a result table. `ratio` is ours/bare (or bare/ours where lower is better:
+    then say so in `figure`); `goal` is how the ratio or value is judged."""
+
+    figure: str
+    ours: str
+    bare: str
+    ratio: float | None
+    goal: str
+    passed: bool | None
+
+    @property
+    def verdict(self) -> str:
+        return "-" if self.passed is None else ("pass" if self.passed else "SHORT")
+
+
+def print_table(title: str, figures: list[Figure], notes: Sequence[str] = ()) -> None:
+    header = ("figure", "this project", "bare baseline", "ratio", "goal", "pass/short")
+    rows = [
+        (
+            f.figure,
+            f.ours,
+            f.bare,
+            "-" if f.ratio is None else f"{f.ratio:.2f}x",
+            f.goal,
+            f.verdict,
+        )
+        for f in figures
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    print()
+    print(f"## {title}")
+    print(f"({platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()})")
+    print()
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print(line(row))
+    for note in notes:
+        print(f"\n{note}")
+    print()
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:,.0f}/s"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"

@@ -1,0 +1,290 @@
+"""Configuration: one traitlets class per concern, loaded from `HOME/workbench_config.py`.
+
+The tenant catalog (tenants, their datasets and managers) and the compute profiles are
+configuration, not database rows: an operator reviews them like policy. The embedded default
+is the demo catalog of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Dict, Float, Integer, List, Unicode
+from traitlets.config import Config, Configurable, PyFileConfigLoader
+
+from workbench.errors import ConfigError
+
+CONFIG_FILE = "workbench_config.py"
+
+
+def default_home() -> Path:
+    """`$WORKBENCH_HOME`, else `~/.workbench`."""
+    return Path(os.environ.get("WORKBENCH_HOME") or Path.home() / ".workbench").resolve()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    tenant: str
+    name: str
+    kind: str  # "objects" (S3 prefix) or "table" (SQL)
+    description: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.tenant}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    datasets: dict[str, Dataset]
+    managers: tuple[str, ...]
+    approvals_required: int = 1
+    display_name: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    cpu: float
+    memory: str
+    gpu_kind: str | None = None
+    gpu_count: int = 0
+    image: str = ""
+    description: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "gpu_kind": self.gpu_kind,
+            "gpu_count": self.gpu_count,
+            "image": self.image,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class CatalogData:
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+
+    def governs(self, user: str, tenant: str) -> bool:
+        t = self.tenants.get(tenant)
+        return t is not None and user in t.managers
+
+    def governed_by(self, user: str) -> list[str]:
+        return sorted(n for n, t in self.tenants.items() if user in t.managers)
+
+
+DEMO_TENANTS: dict[str, Any] = {
+    name: {
+        "display_name": display,
+        "managers": ["maria"],
+        "approvals_required": 1,
+        "datasets": {
+            "calls": {"kind": "objects", "description": "Call transcripts (JSON lines)"},
+            "accounts": {"kind": "table", "description": "Customer accounts table"},
+        },
+    }
+    for name, display in (("acme", "Acme Corp"), ("globex", "Globex Corporation"))
+}
+
+DEMO_PROFILES: dict[str, Any] = {
+    "cpu-small": {"cpu": 1, "memory": "2G", "description": "1 CPU, 2 GB, no GPU"},
+    "gpu-1": {
+        "cpu": 4,
+        "memory": "16G",
+        "gpu_kind": "nvidia-h100",
+        "gpu_count": 1,
+        "description": "4 CPU, 16 GB, one NVIDIA H100",
+    },
+}
+
+_TENANT_KEYS = {"display_name", "managers", "approvals_required", "datasets"}
+_DATASET_KEYS = {"kind", "description"}
+_PROFILE_KEYS = {"cpu", "memory", "gpu_kind", "gpu_count", "image", "description"}
+
+
+def _check_keys(where: str, given: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+class Catalog(Configurable):
+    """The tenants, their datasets and governing managers, and the compute profiles."""
+
+    tenants = Dict(
+        DEMO_TENANTS,
+        help="""Tenants by name: {display_name, managers: [user], approvals_required: 1|2,
+        datasets: {name: {kind: objects|table, description}}}.""",
+    ).tag(config=True)
+
+    profiles = Dict(
+        DEMO_PROFILES,
+        help="""Compute profiles by name: {cpu, memory, gpu_kind, gpu_count, image,
+        description}.""",
+    ).tag(config=True)
+
+    default_image = Unicode(
+        "", help="Image for profiles that name none (ignored by the local spawner)."
+    ).tag(config=True)
+
+    def build(self) -> CatalogData:
+        """Validate the configured catalog into frozen dataclasses; raise ConfigError."""
+        tenants: dict[str, Tenant] = {}
+        for name, spec in self.tenants.items():
+            _check_keys(f"tenant {name!r}", spec, _TENANT_KEYS)
+            approvals = int(spec.get("approvals_required", 1))
+            if approvals not in (1, 2):
+                raise ConfigError(f"tenant {name!r}: approvals_required must be 1 or 2")
+            managers = tuple(spec.get("managers", ()))
+            if len(managers) < approvals:
+                raise ConfigError(
+                    f"tenant {name!r} needs {approvals} approvals but has {len(managers)} managers"
+                )
+            datasets = {}
+            for dname, dspec in spec.get("datasets", {}).items():
+                _check_keys(f"dataset {name}/{dname}", dspec, _DATASET_KEYS)
+                kind = dspec.get("kind", "objects")
+                if kind not in ("objects", "table"):
+                    raise ConfigError(f"dataset {name}/{dname}: kind must be objects or table")
+                datasets[dname] = Dataset(name, dname, kind, dspec.get("description", ""))
+            tenants[name] = Tenant(
+                name, datasets, managers, approvals, spec.get("display_name", name)
+            )
+        profiles: dict[str, Profile] = {}
+        for name, spec in self.profiles.items():
+            _check_keys(f"profile {name!r}", spec, _PROFILE_KEYS)
+            profiles[name] = Profile(
+                name=name,
+                cpu=float(spec.get("cpu", 1)),
+                memory=str(spec.get("memory", "1G")),
+                gpu_kind=spec.get("gpu_kind"),
+                gpu_count=int(spec.get("gpu_count", 0)),
+                image=spec.get("image") or self.default_image,
+                description=spec.get("description", ""),
+            )
+        return CatalogData(tenants, profiles)
+
+
+class RequestPolicy(Configurable):
+    """Bounds on what an access request may ask for."""
+
+    min_hours = Float(0.01, help="Shortest request, in hours.").tag(config=True)
+    max_hours = Float(168.0, help="Longest request, in hours (default one week).").tag(
+        config=True
+    )
+    max_gpu_hours = Float(
+        1000.0, help="Largest GPU-hour budget one request may ask for."
+    ).tag(config=True)
+    max_datasets = Integer(50, help="Most datasets one request may name.").tag(config=True)
+    max_purpose_chars = Integer(4000, help="Longest purpose text.").tag(config=True)
+
+
+class AuditSettings(Configurable):
+    """Where the audit chain is signed and how often it is checkpointed."""
+
+    signing_key_file = Unicode(
+        "",
+        help="""Ed25519 private key (PEM) that signs checkpoints. Default: HOME/audit-signing.key,
+        created on first use.""",
+    ).tag(config=True)
+    checkpoint_every = Integer(
+        100, help="Sign a checkpoint after this many events."
+    ).tag(config=True)
+    checkpoint_seconds = Float(
+        10.0, help="...or after this many seconds with unsigned events."
+    ).tag(config=True)
+    max_batch = Integer(256, help="Most events one group commit writes.").tag(config=True)
+
+
+class ServiceSettings(Configurable):
+    """The workbench service: its database and HTTP limits."""
+
+    db_url = Unicode(
+        "",
+        help="SQLAlchemy URL of the service database. Default: sqlite:///HOME/workbench.sqlite",
+    ).tag(config=True)
+    max_body_bytes = Integer(64 * 1024, help="Largest accepted request body.").tag(config=True)
+    reaper_seconds = Float(
+        15.0, help="How often approved requests past their end are expired."
+    ).tag(config=True)
+    debug = Bool(False, help="Log at debug level.").tag(config=True)
+    trusted_proxies = List(
+        Unicode(), ["127.0.0.1"], help="Addresses whose X-Forwarded-For is believed."
+    ).tag(config=True)
+
+
+CONFIGURABLES: tuple[type[Configurable], ...] = (
+    Catalog,
+    RequestPolicy,
+    AuditSettings,
+    ServiceSettings,
+)
+
+
+def check_config(config: Config) -> None:
+    """Raise ConfigError for an option no workbench class declares (a typo is not a warning)."""
+    known = {cls.__name__: cls for cls in CONFIGURABLES}
+    for section, values in config.items():
+        cls = known.get(section)
+        if cls is None:
+            if section[:1].isupper() and section not in ("JupyterHub",):
+                raise ConfigError(
+                    f"unknown configuration section {section!r}; known: {sorted(known)}"
+                )
+            continue
+        names = set(cls.class_trait_names(config=True))
+        for key in values:
+            if key not in names:
+                raise ConfigError(f"unknown option {section}.{key}; {section} has {sorted(names)}")
+
+
+def load_config(home: Path) -> Config:
+    """Read HOME/workbench_config.py when it exists; check every option is known."""
+    path = home / CONFIG_FILE
+    config = Config()
+    if path.exists():
+        config = PyFileConfigLoader(path.name, str(path.parent)).load_config()
+    check_config(config)
+    return config
+
+
+@dataclass
+class Settings:
+    """Everything the domain needs, resolved for one HOME."""
+
+    home: Path
+    catalog: CatalogData
+    policy: RequestPolicy
+    audit: AuditSettings
+    service: ServiceSettings
+
+    @property
+    def db_url(self) -> str:
+        return self.service.db_url or f"sqlite:///{self.home / 'workbench.sqlite'}"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return Path(self.audit.signing_key_file or self.home / "audit-signing.key")
+
+
+def settings_for(home: Path | None = None, config: Config | None = None) -> Settings:
+    home = (home or default_home()).resolve()
+    if config is None:
+        config = load_config(home)
+    else:
+        check_config(config)
+    return Settings(
+        home=home,
+        catalog=Catalog(config=config).build(),
+        policy=RequestPolicy(config=config),
+        audit=AuditSettings(config=config),
+        service=ServiceSettings(config=config),
+    )

@@ -1,0 +1,1 @@
+"""JupyterHub integration: custom RBAC scopes and roles, spawner gates."""

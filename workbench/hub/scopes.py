@@ -1,0 +1,29 @@
+"""Scopes and roles for the hub config; defined in `workbench.scopes` (the domain checks them too)."""
+
+from workbench.scopes import (
+    ACCESS_SERVICE,
+    ADMIN,
+    APPROVE,
+    AUDIT,
+    CUSTOM_SCOPES,
+    REQUEST,
+    ROLE_SCOPES,
+    SERVICE_NAME,
+    hub_roles,
+    role_of,
+    service_scopes,
+)
+
+__all__ = [
+    "ACCESS_SERVICE",
+    "ADMIN",
+    "APPROVE",
+    "AUDIT",
+    "CUSTOM_SCOPES",
+    "REQUEST",
+    "ROLE_SCOPES",
+    "SERVICE_NAME",
+    "hub_roles",
+    "role_of",
+    "service_scopes",
+]

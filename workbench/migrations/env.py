@@ -1,0 +1,28 @@
+"""Alembic environment: the URL comes from the caller (`workbench db upgrade`)."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection
+
+import workbench.audit.models  # noqa: F401  (registers tables on the metadata)
+import workbench.requests.models  # noqa: F401
+from workbench.db import Base, make_engine
+
+config = context.config
+
+
+def run(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=Base.metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+conn = config.attributes.get("connection")
+if conn is not None:
+    run(conn)
+else:
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+    with engine.connect() as connection:
+        run(connection)
+    engine.dispose()

@@ -1,0 +1,185 @@
+"""Operations on access requests. Each state change and its audit event commit in one
+transaction, so the log never says something happened that did not, nor misses what did."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from workbench.actor import Actor
+from workbench.audit import AuditEvent, AuditLog
+from workbench.config import CatalogData, RequestPolicy
+from workbench.db import utcnow
+from workbench.errors import Invalid, NotFound
+from workbench.requests import rules
+from workbench.requests.models import AccessRequest, Decision, State
+from workbench.requests.rules import NewRequest
+from workbench.scopes import ADMIN, APPROVE, AUDIT
+
+__all__ = ["NewRequest", "Requests"]
+
+VIEWS = ("mine", "decide", "all")
+
+
+class Requests:
+    """File, decide, end and list access requests."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        audit: AuditLog,
+        catalog: CatalogData,
+        policy: RequestPolicy,
+    ) -> None:
+        self.sessions = sessions
+        self.audit = audit
+        self.catalog = catalog
+        self.policy = policy
+
+    def _event(self, actor: Actor, req: AccessRequest, action: str, **extra: Any) -> AuditEvent:
+        return AuditEvent(
+            action=action,
+            actor=actor.name,
+            role=actor.role,
+            tenant=req.tenant,
+            purpose=req.purpose,
+            request_id=req.id,
+            client=actor.client,
+            detail={"state": req.state, "datasets": list(req.datasets), **extra},
+        )
+
+    def file(self, actor: Actor, new: NewRequest) -> dict[str, Any]:
+        checked = rules.check_new(actor, new, self.catalog, self.policy)
+        now = utcnow()
+        with self.sessions.begin() as s:
+            req = AccessRequest(
+                requester=actor.name,
+                tenant=checked.tenant.name,
+                datasets=checked.datasets,
+                purpose=checked.purpose,
+                profile=checked.profile.name,
+                profile_spec=checked.profile.as_dict(),
+                hours=checked.hours,
+                gpu_hours=checked.gpu_hours,
+                approvals_required=checked.tenant.approvals_required,
+                state=State.PENDING,
+                created_at=now,
+            )
+            s.add(req)
+            s.flush()
+            self.audit.append(
+                s.connection(),
+                [
+                    self._event(
+                        actor,
+                        req,
+                        "request.file",
+                        profile=req.profile,
+                        hours=req.hours,
+                        gpu_hours=req.gpu_hours,
+                    )
+                ],
+            )
+            return req.as_dict(now)
+
+    def get(self, actor: Actor, request_id: int) -> dict[str, Any]:
+        with self.sessions() as s:
+            req = s.get(AccessRequest, request_id)
+            if req is None or not rules.can_see(actor, req, self.catalog):
+                raise NotFound(f"no access request {request_id}", request_id=request_id)
+            return req.as_dict(utcnow())
+
+    def list(self, actor: Actor, view: str = "mine", state: str | None = None) -> list[dict[str, Any]]:
+        """`mine`: my own; `decide`: pending ones I may decide; `all`: every one I may see."""
+        if view not in VIEWS:
+            raise Invalid(f"view must be one of {', '.join(VIEWS)}")
+        if state is not None and state not in set(State):
+            raise Invalid(f"state must be one of {', '.join(State)}")
+        stmt = select(AccessRequest).order_by(AccessRequest.id.desc())
+        governed = self.catalog.governed_by(actor.name) if actor.has(APPROVE) else []
+        if view == "mine":
+            stmt = stmt.where(AccessRequest.requester == actor.name)
+        elif view == "decide":
+            stmt = stmt.where(
+                AccessRequest.tenant.in_(governed),
+                AccessRequest.state == State.PENDING,
+                AccessRequest.requester != actor.name,
+            )
+        elif not (actor.has(AUDIT) or actor.has(ADMIN)):
+            stmt = stmt.where(
+                (AccessRequest.requester == actor.name) | AccessRequest.tenant.in_(governed)
+            )
+        if state:
+            stmt = stmt.where(AccessRequest.state == state)
+        now = utcnow()
+        with self.sessions() as s:
+            return [r.as_dict(now) for r in s.scalars(stmt.limit(1000))]
+
+    def decide(self, actor: Actor, request_id: int, kind: str, comment: str = "") -> dict[str, Any]:
+        """approve, deny, revoke or withdraw; raise with what forbids it."""
+        if kind not in rules.ALLOWED_FROM:
+            raise Invalid(f"unknown decision {kind!r}")
+        now = utcnow()
+        with self.sessions.begin() as s:
+            req = s.get(AccessRequest, request_id, with_for_update=True)
+            if req is None:
+                raise NotFound(f"no access request {request_id}", request_id=request_id)
+            self._expire_if_due(s, req, now)
+            rules.check_decision(actor, req, kind, self.catalog)
+            s.add(Decision(request_id=req.id, actor=actor.name, kind=kind, comment=comment, at=now))
+            if kind == "approve":
+                if len(req.approvers()) + 1 >= req.approvals_required:
+                    req.state = State.APPROVED
+                    req.approved_at = now
+                    req.expires_at = now + timedelta(hours=req.hours)
+            else:
+                req.state = {"deny": State.DENIED, "withdraw": State.WITHDRAWN}.get(
+                    kind, State.REVOKED
+                )
+                req.ended_at = now
+                req.end_reason = f"{kind} by {actor.name}" + (f": {comment}" if comment else "")
+            s.flush()
+            s.refresh(req)
+            self.audit.append(
+                s.connection(),
+                [self._event(actor, req, f"request.{kind}", comment=comment)],
+            )
+            return req.as_dict(now)
+
+    def _expire_if_due(self, s: Session, req: AccessRequest, now: datetime) -> bool:
+        if req.state != State.APPROVED or req.expires_at is None or now < req.expires_at:
+            return False
+        req.state = State.EXPIRED
+        req.ended_at = now
+        req.end_reason = "expired"
+        s.add(Decision(request_id=req.id, actor="workbench", kind="expire", comment="", at=now))
+        s.flush()
+        system = Actor("workbench", kind="service")
+        event = self._event(system, req, "request.expire")
+        event.role = "system"
+        self.audit.append(s.connection(), [event])
+        return True
+
+    def expire_due(self) -> list[int]:
+        """End every approved request past its end (the reaper calls this); return their ids."""
+        now = utcnow()
+        ended = []
+        with self.sessions.begin() as s:
+            due = s.scalars(
+                select(AccessRequest)
+                .where(AccessRequest.state == State.APPROVED, AccessRequest.expires_at <= now)
+                .with_for_update()
+            ).all()
+            for req in due:
+                if self._expire_if_due(s, req, now):
+                    ended.append(req.id)
+        return ended
+
+    def active(self, request_id: int) -> AccessRequest | None:
+        """The request if it is approved and unexpired, else None."""
+        with self.sessions() as s:
+            req = s.get(AccessRequest, request_id)
+            return req if req is not None and req.is_active(utcnow()) else None

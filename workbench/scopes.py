@@ -1,0 +1,59 @@
+"""The workbench's custom JupyterHub scopes and the roles that hold them.
+
+The hub config declares these (`c.JupyterHub.custom_scopes`, `c.JupyterHub.load_roles`); the
+service checks them on every call. Whether a manager may decide for a tenant is not a scope but
+the catalog's `managers` list, checked by the domain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SERVICE_NAME = "workbench"
+
+REQUEST = "custom:workbench:request"
+APPROVE = "custom:workbench:approve"
+AUDIT = "custom:workbench:audit"
+ADMIN = "custom:workbench:admin"
+
+CUSTOM_SCOPES: dict[str, dict[str, str]] = {
+    REQUEST: {"description": "File, follow and withdraw your own access requests."},
+    APPROVE: {"description": "Decide access requests for the tenants you govern."},
+    AUDIT: {"description": "Read and verify the workbench audit log."},
+    ADMIN: {"description": "Administer the workbench (catalog, erasure)."},
+}
+
+ACCESS_SERVICE = f"access:services!service={SERVICE_NAME}"
+
+ROLE_SCOPES: dict[str, list[str]] = {
+    "researcher": [REQUEST, ACCESS_SERVICE],
+    "manager": [APPROVE, REQUEST, ACCESS_SERVICE],
+    "security": [AUDIT, ACCESS_SERVICE],
+    "workbench-admin": [ADMIN, APPROVE, AUDIT, REQUEST, ACCESS_SERVICE],
+}
+
+
+def hub_roles(members: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """`load_roles` entries for the workbench roles; `members` maps role name → user names."""
+    return [
+        {
+            "name": role,
+            "description": f"Workbench {role}",
+            "scopes": scopes,
+            "users": sorted(members.get(role, [])),
+        }
+        for role, scopes in ROLE_SCOPES.items()
+    ]
+
+
+def service_scopes() -> list[str]:
+    """Scopes an OAuth token issued to the service may carry (`oauth_client_allowed_scopes`)."""
+    return list(CUSTOM_SCOPES)
+
+
+def role_of(scopes: set[str]) -> str:
+    """The one-word role recorded in audit events for a caller holding `scopes`."""
+    for scope, role in ((ADMIN, "admin"), (AUDIT, "security"), (APPROVE, "manager")):
+        if scope in scopes:
+            return role
+    return "researcher" if REQUEST in scopes else "user"

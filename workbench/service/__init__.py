@@ -1,0 +1,1 @@
+"""The workbench service: REST API and pages, run by JupyterHub as a managed service."""
