@@ -24,7 +24,9 @@ from workbench.service.context import Workbench
 
 # pytest_plugins = ["tests.fixtures.hub"]  # enabled once the hub fixture lands
 
-PG_ADMIN_URL = os.environ.get("WORKBENCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "WORKBENCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 PREFIX = "/services/workbench/"
 
 

@@ -16,8 +16,18 @@ import httpx
 from workbench.config import default_home
 
 QUERY_COLUMNS = (
-    "seq", "at", "actor", "role", "action", "outcome", "tenant", "dataset", "request_id",
-    "purpose", "reason", "client",
+    "seq",
+    "at",
+    "actor",
+    "role",
+    "action",
+    "outcome",
+    "tenant",
+    "dataset",
+    "request_id",
+    "purpose",
+    "reason",
+    "client",
 )
 
 
@@ -58,7 +68,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         key_path = settings.signing_key_path
     public_key = load_public_key(key_path) if key_path.exists() else None
     if public_key is None:
-        print("warning: no signing key found; checking links only, not checkpoints", file=sys.stderr)
+        print(
+            "warning: no signing key found; checking links only, not checkpoints", file=sys.stderr
+        )
     engine = make_engine(args.url or settings.db_url)
     with engine.connect() as conn:
         verdict = verify(conn, public_key)
@@ -137,7 +149,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description=__doc__)
     home = argparse.ArgumentParser(add_help=False)
     home.add_argument(
-        "--home", type=Path, help="state and configuration (default $WORKBENCH_HOME or ~/.workbench)"
+        "--home",
+        type=Path,
+        help="state and configuration (default $WORKBENCH_HOME or ~/.workbench)",
     )
     person = argparse.ArgumentParser(add_help=False)
     person.add_argument("--url", help="hub base URL (default $WORKBENCH_URL)")
@@ -151,10 +165,14 @@ def parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="the service database").add_subparsers(dest="db", required=True)
     upg = db.add_parser("upgrade", parents=[home], help="migrate to the newest schema")
     upg.add_argument("--url", help="database URL (default: the service's)")
-    upg.add_argument("--app-role", help="PostgreSQL role of the service to grant (INSERT/SELECT on audit)")
+    upg.add_argument(
+        "--app-role", help="PostgreSQL role of the service to grant (INSERT/SELECT on audit)"
+    )
     upg.set_defaults(fn=cmd_db_upgrade)
 
-    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit", required=True)
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit", required=True
+    )
     ver = audit.add_parser("verify", parents=[home], help="check the hash chain and signatures")
     ver.add_argument("--url", help="database URL (default: the service's)")
     ver.add_argument("--key", help="public key (PEM) that signed the checkpoints")

@@ -6,18 +6,21 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.conftest import make_config
 from workbench.actor import Actor
 from workbench.config import Catalog, RequestPolicy
 from workbench.errors import Conflict, Forbidden, Invalid, NotFound
 from workbench.requests.models import AccessRequest, Decision, State
 from workbench.requests.rules import NewRequest, check_decision, check_new
 from workbench.scopes import ROLE_SCOPES
-from tests.conftest import make_config
 
 CFG = make_config(
     Catalog={
         "tenants": {
-            "acme": {"managers": ["maria"], "datasets": {"calls": {}, "accounts": {"kind": "table"}}},
+            "acme": {
+                "managers": ["maria"],
+                "datasets": {"calls": {}, "accounts": {"kind": "table"}},
+            },
             "initech": {
                 "managers": ["maria", "mike"],
                 "approvals_required": 2,
@@ -81,13 +84,26 @@ def test_only_researchers_file() -> None:
         check_new(Actor("sam", frozenset(ROLE_SCOPES["security"])), new(), CATALOG, POLICY)
 
 
-def req(state: str = State.PENDING, tenant: str = "acme", approvers: tuple[str, ...] = ()) -> AccessRequest:
+def req(
+    state: str = State.PENDING, tenant: str = "acme", approvers: tuple[str, ...] = ()
+) -> AccessRequest:
     r = AccessRequest(
-        id=7, requester="alice", tenant=tenant, datasets=["calls"], purpose="p", profile="cpu-small",
-        profile_spec={}, hours=1, gpu_hours=0, approvals_required=2 if tenant == "initech" else 1,
-        state=state, created_at=datetime.now(UTC),
+        id=7,
+        requester="alice",
+        tenant=tenant,
+        datasets=["calls"],
+        purpose="p",
+        profile="cpu-small",
+        profile_spec={},
+        hours=1,
+        gpu_hours=0,
+        approvals_required=2 if tenant == "initech" else 1,
+        state=state,
+        created_at=datetime.now(UTC),
     )
-    r.decisions = [Decision(actor=a, kind="approve", comment="", at=datetime.now(UTC)) for a in approvers]
+    r.decisions = [
+        Decision(actor=a, kind="approve", comment="", at=datetime.now(UTC)) for a in approvers
+    ]
     return r
 
 

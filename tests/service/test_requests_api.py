@@ -49,7 +49,10 @@ def test_file_and_approve(api: Api, service: Service) -> None:
     assert r.status_code == 201, r.text
     req = r.json()
     assert req["state"] == "pending" and req["requester"] == "alice" and req["id"] > 0
-    assert api("maria").get("requests", params={"view": "decide"}).json()["requests"][0]["id"] == req["id"]
+    assert (
+        api("maria").get("requests", params={"view": "decide"}).json()["requests"][0]["id"]
+        == req["id"]
+    )
     r = api("maria").post(f"requests/{req['id']}/approve", json={"comment": "ok for Q4"})
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "approved" and r.json()["expires_at"]
@@ -103,7 +106,10 @@ def test_only_pending_requests_are_decided_and_revoke_ends(api: Api) -> None:
 
 def test_deny_and_withdraw(api: Api) -> None:
     a = file(api).json()
-    assert api("maria").post(f"requests/{a['id']}/deny", json={"comment": "no"}).json()["state"] == "denied"
+    assert (
+        api("maria").post(f"requests/{a['id']}/deny", json={"comment": "no"}).json()["state"]
+        == "denied"
+    )
     b = file(api).json()
     assert api("bob").post(f"requests/{b['id']}/withdraw", json={}).status_code == 404
     assert api("alice").post(f"requests/{b['id']}/withdraw", json={}).json()["state"] == "withdrawn"
@@ -114,7 +120,9 @@ def test_requests_are_private_to_their_people(api: Api) -> None:
     assert api("bob").get(f"requests/{req['id']}").status_code == 404
     assert api("bob").get("requests").json()["requests"] == []
     assert api("sam").get(f"requests/{req['id']}").status_code == 200  # security reads all
-    assert [r["id"] for r in api("maria").get("requests", params={"view": "all"}).json()["requests"]] == [req["id"]]
+    assert [
+        r["id"] for r in api("maria").get("requests", params={"view": "all"}).json()["requests"]
+    ] == [req["id"]]
 
 
 @both
@@ -151,8 +159,12 @@ def test_bad_input_is_refused_and_nothing_is_written(
 
 @pytest.mark.parametrize(
     ("user", "status", "message"),
-    [(None, 401, "token"), ("forged", 401, "token"), ("eve", 403, "custom:workbench:request"),
-     ("sam", 403, "custom:workbench:request")],
+    [
+        (None, 401, "token"),
+        ("forged", 401, "token"),
+        ("eve", 403, "custom:workbench:request"),
+        ("sam", 403, "custom:workbench:request"),
+    ],
 )
 def test_callers_without_the_scope_are_refused(
     service: Service, user: str | None, status: int, message: str
@@ -193,12 +205,17 @@ def test_audit_api_is_for_security(api: Api) -> None:
     v = api("sam").get("audit/verify").json()
     assert v["ok"] is True and v["events"] >= 2
     # reading the log is itself on record
-    assert api("sam").get("audit/events", params={"action": "audit"}).json()["events"][0]["actor"] == "sam"
+    assert (
+        api("sam").get("audit/events", params={"action": "audit"}).json()["events"][0]["actor"]
+        == "sam"
+    )
 
 
 def test_openapi_and_health(service: Service) -> None:
     with service.client() as c:
         assert c.get("health").json() == {"status": "ok"}
         doc = c.get("openapi.json").json()
-    assert {"/requests", "/requests/{id}", "/requests/{id}/{decision}", "/audit/events"} <= set(doc["paths"])
+    assert {"/requests", "/requests/{id}", "/requests/{id}/{decision}", "/audit/events"} <= set(
+        doc["paths"]
+    )
     assert "RequestIn" in doc["components"]["schemas"]

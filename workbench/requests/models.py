@@ -99,7 +99,12 @@ class Decision(Base):
     request: Mapped[AccessRequest] = relationship(back_populates="decisions")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor, "kind": self.kind, "comment": self.comment, "at": _iso(self.at)}
+        return {
+            "actor": self.actor,
+            "kind": self.kind,
+            "comment": self.comment,
+            "at": _iso(self.at),
+        }
 
 
 def _iso(at: datetime | None) -> str | None:

@@ -8,6 +8,7 @@ needs two approvals needs two different managers; only pending requests are appr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from workbench.actor import Actor
 from workbench.config import CatalogData, Profile, RequestPolicy, Tenant
@@ -48,7 +49,7 @@ def check_new(
     actor: Actor, new: NewRequest, catalog: CatalogData, policy: RequestPolicy
 ) -> Checked:
     """Validate a new request against the catalog and the bounds; raise with what is wrong."""
-    ctx = {"tenant": new.tenant, "action": "request.file"}
+    ctx: dict[str, Any] = {"tenant": new.tenant, "action": "request.file"}
     if not actor.has(REQUEST):
         raise Forbidden("you may not file access requests (no researcher role)", **ctx)
     tenant = catalog.tenants.get(new.tenant)
@@ -89,9 +90,7 @@ def check_new(
             **ctx,
         )
     if not policy.min_hours <= new.hours <= policy.max_hours:
-        raise Invalid(
-            f"hours must be between {policy.min_hours:g} and {policy.max_hours:g}", **ctx
-        )
+        raise Invalid(f"hours must be between {policy.min_hours:g} and {policy.max_hours:g}", **ctx)
     gpu_hours = new.gpu_hours
     if gpu_hours is None:
         gpu_hours = profile.gpu_count * new.hours
@@ -114,7 +113,7 @@ def can_see(actor: Actor, req: AccessRequest, catalog: CatalogData) -> bool:
 
 def check_decision(actor: Actor, req: AccessRequest, kind: str, catalog: CatalogData) -> None:
     """Raise unless `actor` may take decision `kind` on `req` now."""
-    ctx = {"tenant": req.tenant, "action": f"request.{kind}", "request_id": req.id}
+    ctx: dict[str, Any] = {"tenant": req.tenant, "action": f"request.{kind}", "request_id": req.id}
     if not can_see(actor, req, catalog):
         raise NotFound(f"no access request {req.id}", **ctx)
     if kind == "withdraw":
@@ -136,7 +135,9 @@ def check_decision(actor: Actor, req: AccessRequest, kind: str, catalog: Catalog
             raise Forbidden(f"you do not govern tenant {req.tenant!r}", **ctx)
     if req.state not in ALLOWED_FROM[kind]:
         allowed = " or ".join(sorted(ALLOWED_FROM[kind]))
-        raise Conflict(f"request {req.id} is {req.state}; only {allowed} requests can be {_past(kind)}", **ctx)
+        raise Conflict(
+            f"request {req.id} is {req.state}; only {allowed} requests can be {_past(kind)}", **ctx
+        )
     if kind == "approve" and actor.name in req.approvers():
         raise Conflict(
             f"you already approved request {req.id}; it needs {req.approvals_required} "

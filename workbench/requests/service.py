@@ -92,7 +92,9 @@ class Requests:
                 raise NotFound(f"no access request {request_id}", request_id=request_id)
             return req.as_dict(utcnow())
 
-    def list(self, actor: Actor, view: str = "mine", state: str | None = None) -> list[dict[str, Any]]:
+    def search(
+        self, actor: Actor, view: str = "mine", state: str | None = None
+    ) -> list[dict[str, Any]]:
         """`mine`: my own; `decide`: pending ones I may decide; `all`: every one I may see."""
         if view not in VIEWS:
             raise Invalid(f"view must be one of {', '.join(VIEWS)}")

@@ -30,17 +30,15 @@ async def serve(home: Path) -> None:
     wb = Workbench.open(settings)
     app = make_app(wb)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
-    server = HTTPServer(
-        app, xheaders=True, max_body_size=settings.service.max_body_bytes * 4
-    )
+    server = HTTPServer(app, xheaders=True, max_body_size=settings.service.max_body_bytes * 4)
     server.listen(url.port or 80, url.hostname or "127.0.0.1")
-    log.info("workbench service on %s (database %s)", url.geturl(), wb.engine.url.render_as_string())
+    log.info(
+        "workbench service on %s (database %s)", url.geturl(), wb.engine.url.render_as_string()
+    )
 
     async def reap() -> None:
         try:
-            ended = await asyncio.get_running_loop().run_in_executor(
-                None, wb.requests.expire_due
-            )
+            ended = await asyncio.get_running_loop().run_in_executor(None, wb.requests.expire_due)
             if ended:
                 log.info("expired requests %s", ended)
         except Exception:

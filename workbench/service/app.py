@@ -44,7 +44,9 @@ def cookie_secret(home: Path) -> bytes:
     return path.read_text().strip().encode()
 
 
-def make_app(wb: Workbench, prefix: str | None = None, hub_auth: HubOAuth | None = None) -> Application:
+def make_app(
+    wb: Workbench, prefix: str | None = None, hub_auth: HubOAuth | None = None
+) -> Application:
     """Routes at `prefix` (default `$JUPYTERHUB_SERVICE_PREFIX`): pages, `api/v1/…`, the OAuth
     callback and static files."""
     prefix = prefix or os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/workbench/")

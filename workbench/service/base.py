@@ -19,6 +19,7 @@ from tornado.web import HTTPError, RequestHandler
 from workbench.actor import Actor
 from workbench.audit import AuditEvent, AuditUnavailable
 from workbench.errors import Forbidden, Invalid, NotAuthenticated, TooLarge, WorkbenchError
+from workbench.scopes import ADMIN, APPROVE, AUDIT, REQUEST
 from workbench.service.context import Workbench
 from workbench.service.errors import to_domain
 
@@ -68,14 +69,14 @@ class BaseHandler(HubOAuthenticated, RequestHandler):
 
     html = False  # pages render errors as HTML and send the unauthenticated to log in
 
-    @property  # type: ignore[override]
+    @property
     def hub_auth(self) -> HubOAuth:
         """The application's HubOAuth (tests swap in a fake hub through the settings)."""
-        return self.settings["hub_auth"]  # type: ignore[no-any-return]
+        return self.settings["hub_auth"]
 
     @property
     def wb(self) -> Workbench:
-        return self.settings["workbench"]  # type: ignore[no-any-return]
+        return self.settings["workbench"]
 
     async def prepare(self) -> None:
         self._actor: Actor | None = None
@@ -158,6 +159,20 @@ class BaseHandler(HubOAuthenticated, RequestHandler):
         except AuditUnavailable as e:
             log.error("could not record refusal %s: %s", event.action, e)
         self.answer_error(err.status, err.message)
+
+    def get_template_namespace(self) -> dict[str, Any]:
+        ns = super().get_template_namespace()
+        actor = self._actor
+        ns.update(
+            user=actor,
+            prefix=self.settings["prefix"],
+            hub_url=self.settings["hub_prefix"],
+            can_request=bool(actor and actor.has(REQUEST)),
+            can_decide=bool(actor and actor.has(APPROVE)),
+            can_audit=bool(actor and (actor.has(AUDIT) or actor.has(ADMIN))),
+            catalog=self.wb.settings.catalog,
+        )
+        return ns
 
     def answer_error(self, status: int, message: str) -> None:
         if self.html:

@@ -20,20 +20,6 @@ DECISION = Param("decision", "path", enum=("approve", "deny", "revoke", "withdra
 class Page(BaseHandler):
     html = True
 
-    def get_template_namespace(self) -> dict[str, Any]:
-        ns = super().get_template_namespace()
-        actor = self._actor
-        ns.update(
-            user=actor,
-            prefix=self.settings["prefix"],
-            hub_url=self.settings["hub_prefix"],
-            can_request=bool(actor and actor.has(REQUEST)),
-            can_decide=bool(actor and actor.has(APPROVE)),
-            can_audit=bool(actor and (actor.has(AUDIT) or actor.has(ADMIN))),
-            catalog=self.wb.settings.catalog,
-        )
-        return ns
-
     def back(self, path: str) -> None:
         self.redirect(self.settings["prefix"] + path)
 
@@ -41,9 +27,9 @@ class Page(BaseHandler):
 class IndexPage(Page):
     @endpoint("page.requests", "My access requests", scope=None)
     async def get(self, actor: Actor) -> None:
-        mine = await self.run(self.wb.requests.list, actor, "mine", None)
+        mine = await self.run(self.wb.requests.search, actor, "mine", None)
         to_decide = (
-            await self.run(self.wb.requests.list, actor, "decide", None)
+            await self.run(self.wb.requests.search, actor, "decide", None)
             if actor.has(APPROVE)
             else []
         )
@@ -71,9 +57,7 @@ class RequestPage(Page):
 
 
 class DecisionPage(Page):
-    @endpoint(
-        "request.decide", "Decide (form)", scope=None, body=DecisionIn, params=(ID, DECISION)
-    )
+    @endpoint("request.decide", "Decide (form)", scope=None, body=DecisionIn, params=(ID, DECISION))
     async def post(self, actor: Actor, request_id: str, kind: str, body: DecisionIn) -> None:
         await self.run(self.wb.requests.decide, actor, int(request_id), kind, body.comment)
         self.back(f"requests/{request_id}")
@@ -82,8 +66,8 @@ class DecisionPage(Page):
 class ManagePage(Page):
     @endpoint("page.manage", "The manager's queue", scope=APPROVE)
     async def get(self, actor: Actor) -> None:
-        pending = await self.run(self.wb.requests.list, actor, "decide", None)
-        everything = await self.run(self.wb.requests.list, actor, "all", None)
+        pending = await self.run(self.wb.requests.search, actor, "decide", None)
+        everything = await self.run(self.wb.requests.search, actor, "all", None)
         recent = [r for r in everything if r["state"] != "pending"][:50]
         self.render(
             "manage.html",

@@ -18,19 +18,20 @@ class RequestsHandler(BaseHandler):
         scope=None,
         params=(
             Param("view", "query", enum=("mine", "decide", "all")),
-            Param("state", "query", enum=("pending", "approved", "denied", "withdrawn",
-                                          "revoked", "expired")),
+            Param(
+                "state",
+                "query",
+                enum=("pending", "approved", "denied", "withdrawn", "revoked", "expired"),
+            ),
         ),
     )
     async def get(self, actor: Actor) -> None:
         view = self.get_query_argument("view", "mine")
         state = self.get_query_argument("state", None) or None
-        items = await self.run(self.wb.requests.list, actor, view, state)
+        items = await self.run(self.wb.requests.search, actor, view, state)
         self.send_json({"requests": items})
 
-    @endpoint(
-        "request.file", "File an access request", scope=REQUEST, body=RequestIn, ok=201
-    )
+    @endpoint("request.file", "File an access request", scope=REQUEST, body=RequestIn, ok=201)
     async def post(self, actor: Actor, body: RequestIn) -> None:
         new = NewRequest(**body.model_dump())
         self.send_json(await self.run(self.wb.requests.file, actor, new), 201)
