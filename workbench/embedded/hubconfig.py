@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tornado import web
+from jupyterhub.spawner import SpawnException
 from traitlets.config import Config
 
 from workbench.embedded.auth import DemoAuthenticator
@@ -35,6 +35,7 @@ DEMO_ROLES: dict[str, list[str]] = {
 DEMO_USERS: tuple[str, ...] = ("alice", "bob", "maria", "sam", "admin")
 ADMIN_USERS: tuple[str, ...] = ("admin",)
 
+SPAWN_REFUSED_REASON = "no-approved-request"
 SPAWN_REFUSED = (
     "Notebook servers are started for an approved access request; "
     f"file or pick one at {SERVICE_PREFIX}"
@@ -104,8 +105,15 @@ class HubSettings:
 
 
 def refuse_spawn(spawner: Any) -> None:
-    """`Spawner.pre_spawn_hook` until the approval-gated spawner exists: refuse every start."""
-    raise web.HTTPError(403, SPAWN_REFUSED)
+    """`Spawner.pre_spawn_hook` until the approval-gated spawner exists: refuse every start
+    (403 with SPAWN_REFUSED in the REST API; the same, with a link, on the spawn page)."""
+    link = f'<a href="{SERVICE_PREFIX}">{SERVICE_PREFIX}</a>'
+    raise SpawnException(
+        SPAWN_REFUSED,
+        reason=SPAWN_REFUSED_REASON,
+        message_html=SPAWN_REFUSED.replace(SERVICE_PREFIX, link),
+        status_code=403,
+    )
 
 
 def service_spec(s: HubSettings) -> dict[str, Any]:

@@ -12,6 +12,7 @@ if it outlives its parent.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -156,6 +157,8 @@ class Supervisor:
         """
         become_subreaper()
         for spec in self.specs:
+            if stop.is_set():
+                raise Interrupted
             child = self._spawn(spec)
             self.children.append(child)
             self._wait_ready(child, stop, timeout)
@@ -180,9 +183,7 @@ class Supervisor:
             log.close()
             raise StartFailed(spec, f"could not be started: {e}") from e
         assert proc.stdout is not None
-        pump = threading.Thread(
-            target=self._pump, args=(spec, proc.stdout, log), daemon=True
-        )
+        pump = threading.Thread(target=self._pump, args=(spec, proc.stdout, log), daemon=True)
         pump.start()
         return _Child(spec, proc, pump)
 
@@ -204,6 +205,7 @@ class Supervisor:
     def _wait_ready(self, child: _Child, stop: threading.Event, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         pending = list(child.spec.ready_urls)
+        pause = 0.05  # doubling to 1 s: quick when quick, and few log lines when slow
         while pending:
             if stop.is_set():
                 raise Interrupted
@@ -216,7 +218,8 @@ class Supervisor:
             if time.monotonic() > deadline:
                 raise StartFailed(child.spec, f"did not answer {pending[0]} within {timeout:.0f} s")
             self._track()
-            stop.wait(0.2)
+            stop.wait(pause)
+            pause = min(pause * 2, 1.0)
         self._track()
 
     # -- running --------------------------------------------------------------------------
@@ -245,10 +248,8 @@ class Supervisor:
             if st is None or st[2] != self._tracked[pid]:
                 del self._tracked[pid]
             elif st[0] == os.getpid() and st[1] == "Z" and pid not in own:
-                try:
+                with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
 
     # -- stopping -------------------------------------------------------------------------
 
@@ -272,10 +273,8 @@ class Supervisor:
 
     @staticmethod
     def _killpg(pgid: int, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def _alive_tracked(self) -> list[int]:
         alive = []
@@ -290,10 +289,8 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             alive = self._alive_tracked()
             for pid in alive:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
             deadline = time.monotonic() + grace
             while alive and time.monotonic() < deadline:
                 self._reap()

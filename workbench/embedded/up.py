@@ -29,8 +29,10 @@ from types import FrameType
 import workbench
 from workbench.embedded.hubconfig import (
     CONFIG_FILE_TEXT,
+    DEMO_ROLES,
     DEMO_USERS,
     HEALTH_PATH,
+    SPAWN_REFUSED_REASON,
     HubSettings,
 )
 from workbench.embedded.proxy import ChpUnavailable, ensure_chp
@@ -43,13 +45,17 @@ MIN_PASSWORD = 8  # JupyterHub's SharedPasswordAuthenticator minimum
 
 # Hub log lines that are expected here and stay out of the console (not out of the log):
 # everything binds 127.0.0.1, so no SSL; the service is ours, so no OAuth confirmation; the
-# proxy is fresh at each start; our readiness polls reach the proxy before its routes exist;
-# the shutdown we asked for; people's 4xx requests, refused spawns included.
+# service asks for every workbench scope and each person gets only theirs; the proxy is fresh
+# at each start; our readiness polls reach the proxy before its routes exist; the shutdown we
+# asked for; people's 4xx requests, refused spawns included. Also left out of the log's tail
+# printed when the stack fails.
 HUB_EXPECTED = re.compile(
     r"Running JupyterHub without SSL|complete OAuth without confirmation"
+    r"|requested scopes .* granting only"
     r"|Adding missing route for|Received signal SIGTERM|\[ConfigProxy\] warn: Terminated"
     r"|\[ConfigProxy\] error: (404|503) GET (/hub/api/|" + re.escape(HEALTH_PATH) + ")"
-    r"|^\[W [^]]* (log|web):\d+\] 4\d\d |Error starting \S+ server: HTTP 403"
+    r"|GET /hub/error/404\?url=%2Fhub%2Fapi%2F "
+    r"|^\[W [^]]* (log|web):\d+\] 4\d\d |reason=" + SPAWN_REFUSED_REASON
 )
 
 
@@ -74,11 +80,27 @@ def check_port_free(port: int) -> None:
 
 
 def free_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago (for the internal listeners)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port on 127.0.0.1 that was free a moment ago."""
+    return free_ports(1)[0]
+
+
+def free_ports(count: int, exclude: int | None = None) -> list[int]:
+    """`count` distinct ports on 127.0.0.1 that were free a moment ago, none of them `exclude`
+    (all held at once while choosing, so the kernel cannot hand out one twice)."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            if port != exclude:
+                ports.append(port)
+    finally:
+        for sock in held:
+            sock.close()
+    return ports
 
 
 def demo_password(home: Path) -> tuple[str, str]:
@@ -94,6 +116,7 @@ def demo_password(home: Path) -> tuple[str, str]:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(18) + "\n")
+    path.chmod(0o600)  # it grants admin: keep it private even if someone loosened it
     password = path.read_text().strip()
     if len(password) < MIN_PASSWORD:
         raise UpError(f"{path} must hold a password of at least {MIN_PASSWORD} characters")
@@ -177,11 +200,22 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _who() -> str:
+    roles = {user: role for role, users in DEMO_ROLES.items() for user in users}
+    return ", ".join(f"{user} ({roles[user]})" if user in roles else user for user in DEMO_USERS)
+
+
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, spec: ChildSpec | None = None, lines: int = 25) -> int:
+    """Print the error, after the end of the child's log that explains it; return 1."""
+    if spec is not None and spec.log_file.exists():
+        text = spec.log_file.read_text(errors="replace").splitlines()
+        ours = spec.expected
+        tail = [line for line in text if not (ours and ours.search(line))][-lines:]
+        print(f"---- end of {spec.log_file}:", *tail, "----", sep="\n", file=sys.stderr)
     print(f"workbench up: error: {message}", file=sys.stderr, flush=True)
     return 1
 
@@ -198,12 +232,13 @@ def up(home: Path, port: int = DEFAULT_PORT, *, ready_timeout: float = READY_TIM
             (home / sub).mkdir(exist_ok=True)
         with _lock(home), _stop_on_signals(stop):
             password, source = demo_password(home)
+            hub_port, proxy_api_port, service_port = free_ports(3, exclude=port)
             settings = HubSettings(
                 home=home,
                 port=port,
-                hub_port=free_port(),
-                proxy_api_port=free_port(),
-                service_port=free_port(),
+                hub_port=hub_port,
+                proxy_api_port=proxy_api_port,
+                service_port=service_port,
                 password=password,
                 chp_command=tuple(ensure_chp()),
                 service_command=service_command(home),
@@ -211,7 +246,7 @@ def up(home: Path, port: int = DEFAULT_PORT, *, ready_timeout: float = READY_TIM
             specs = stack_specs(settings, config_file(home))
             _say(f"workbench: home {home}; logs in {home / 'logs'}")
             shown = password if source != "$WORKBENCH_DEMO_PASSWORD" else source
-            _say(f"workbench: demo users {', '.join(DEMO_USERS)}; password: {shown}")
+            _say(f"workbench: demo users {_who()}; password: {shown}")
             return _run(Supervisor(specs), settings, stop, ready_timeout)
     except (UpError, ChpUnavailable) as e:
         return _fail(str(e))
@@ -223,12 +258,12 @@ def _run(sup: Supervisor, s: HubSettings, stop: threading.Event, ready_timeout: 
         _say(f"workbench ready: {s.public_url}")
         died = sup.watch(stop)
         if died is not None:
-            return _fail(f"{died.name} exited unexpectedly; see {died.log_file}")
+            return _fail(f"{died.name} exited unexpectedly; see {died.log_file}", died)
         return 0
     except Interrupted:
         return 0
     except StartFailed as e:
-        return _fail(f"the stack did not start: {e}")
+        return _fail(f"the stack did not start: {e}", e.spec)
     finally:
         _say("workbench: stopping")
         sup.stop()

@@ -27,6 +27,14 @@ API_ROUTES: list[tuple[str, type[RequestHandler]]] = [
 ]
 
 
+class OAuthCallbackHandler(HubOAuthCallbackHandler):
+    """Finishes the login; must use the same HubOAuth (it holds the PKCE state) as the pages."""
+
+    @property
+    def hub_auth(self) -> HubOAuth:
+        return self.settings["hub_auth"]
+
+
 class NotFoundHandler(BaseHandler):
     async def prepare(self) -> None:
         self._actor = None
@@ -61,7 +69,7 @@ def make_app(
     handlers += [
         (prefix + API + "health", meta.HealthHandler),
         (prefix + API + "openapi.json", meta.OpenAPIHandler),
-        (prefix + "oauth_callback", HubOAuthCallbackHandler),
+        (prefix + "oauth_callback", OAuthCallbackHandler),
         (prefix + r"static/(.*)", StaticFileHandler, {"path": str(HERE / "static")}),
     ]
     handlers += [(prefix + openapi.tornado_pattern(p, h), h) for p, h in pages.ROUTES]

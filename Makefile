@@ -1,0 +1,45 @@
+# `make up` starts the embedded stack; `make test` runs the linters, the type checker and the
+# tests. Each installs what it needs on a fresh Debian machine (as root): a virtualenv with the
+# package (re-installed when pyproject.toml changes), configurable-http-proxy (npm, into
+# .venv/node) and, for the browser tests, Debian's Chromium.
+#
+#   make up [HOME_DIR=dir] [PORT=8000]
+#   make test
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
+APT := DEBIAN_FRONTEND=noninteractive apt-get -q
+HOME_DIR ?=
+PORT ?=
+
+.PHONY: up test install
+
+up: install
+	$(BIN)/workbench up $(if $(HOME_DIR),--home $(HOME_DIR)) $(if $(PORT),--port $(PORT))
+
+test: install /usr/bin/chromium
+	$(BIN)/ruff check workbench tests benchmarks
+	$(BIN)/ruff format --check workbench tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+install: $(STAMP) $(CHP)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { $(APT) update && $(APT) install -y python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# The same install `workbench up` would do on first start, done here so tests need no network.
+$(CHP): | $(STAMP)
+	@command -v npm >/dev/null || { $(APT) update && $(APT) install -y nodejs npm; }
+	$(BIN)/python -m workbench.embedded.proxy
+
+/usr/bin/chromium:
+	$(APT) update && $(APT) install -y chromium
