@@ -177,12 +177,10 @@ class RequestPolicy(Configurable):
     """Bounds on what an access request may ask for."""
 
     min_hours = Float(0.01, help="Shortest request, in hours.").tag(config=True)
-    max_hours = Float(168.0, help="Longest request, in hours (default one week).").tag(
+    max_hours = Float(168.0, help="Longest request, in hours (default one week).").tag(config=True)
+    max_gpu_hours = Float(1000.0, help="Largest GPU-hour budget one request may ask for.").tag(
         config=True
     )
-    max_gpu_hours = Float(
-        1000.0, help="Largest GPU-hour budget one request may ask for."
-    ).tag(config=True)
     max_datasets = Integer(50, help="Most datasets one request may name.").tag(config=True)
     max_purpose_chars = Integer(4000, help="Longest purpose text.").tag(config=True)
 
@@ -195,9 +193,9 @@ class AuditSettings(Configurable):
         help="""Ed25519 private key (PEM) that signs checkpoints. Default: HOME/audit-signing.key,
         created on first use.""",
     ).tag(config=True)
-    checkpoint_every = Integer(
-        100, help="Sign a checkpoint after this many events."
-    ).tag(config=True)
+    checkpoint_every = Integer(100, help="Sign a checkpoint after this many events.").tag(
+        config=True
+    )
     checkpoint_seconds = Float(
         10.0, help="...or after this many seconds with unsigned events."
     ).tag(config=True)

@@ -1,4 +1,4 @@
-"""Scopes and roles for the hub config; defined in `workbench.scopes` (the domain checks them too)."""
+"""Scopes and roles for the hub config, defined in `workbench.scopes` (the domain uses them too)."""
 
 from workbench.scopes import (
     ACCESS_SERVICE,
