@@ -22,7 +22,7 @@ from workbench.config import settings_for
 from workbench.service.app import make_app
 from workbench.service.context import Workbench
 
-pytest_plugins = ["tests.fixtures.hub"]
+pytest_plugins = ["tests.fixtures.hub", "tests.fixtures.seaweed"]
 
 PG_ADMIN_URL = os.environ.get(
     "WORKBENCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

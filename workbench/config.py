@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Integer, List, Unicode
+from traitlets import Bool, Dict, Float, Integer, List, Type, Unicode, default
 from traitlets.config import Config, Configurable, PyFileConfigLoader
 
+from workbench.access.objects import S3ObjectStore
+from workbench.access.secrets import OpenBaoStore
+from workbench.embedded.openbao import EmbeddedOpenBao
 from workbench.errors import ConfigError
 
 CONFIG_FILE = "workbench_config.py"
@@ -219,11 +222,42 @@ class ServiceSettings(Configurable):
     ).tag(config=True)
 
 
+class DataSettings(Configurable):
+    """How data credentials are handed out: which secret and object stores, and for how long."""
+
+    secret_store_class = Type(
+        "workbench.access.secrets.OpenBaoStore",
+        klass="workbench.access.secrets.SecretStore",
+        help="The secret store (OpenBao or Vault) that holds tenant credentials.",
+    ).tag(config=True)
+    object_store_class = Type(
+        "workbench.access.objects.S3ObjectStore",
+        klass="workbench.access.objects.ObjectStore",
+        help="The object store (S3, SeaweedFS) that holds datasets and artifacts.",
+    ).tag(config=True)
+    grant_seconds = Integer(
+        3600, help="Longest life of one grant (never past the request's end)."
+    ).tag(config=True)
+    sql_url = Unicode(
+        help="""Where tenant SQL datasets live, as notebooks reach it, without credentials
+        (postgresql://host:port/database). Empty: no SQL datasets.
+        Default: $WORKBENCH_DATA_SQL_URL.""",
+    ).tag(config=True)
+
+    @default("sql_url")
+    def _default_sql_url(self) -> str:
+        return os.environ.get("WORKBENCH_DATA_SQL_URL", "")
+
+
 CONFIGURABLES: tuple[type[Configurable], ...] = (
     Catalog,
     RequestPolicy,
     AuditSettings,
     ServiceSettings,
+    DataSettings,
+    S3ObjectStore,
+    OpenBaoStore,
+    EmbeddedOpenBao,
 )
 
 
@@ -259,10 +293,12 @@ class Settings:
     """Everything the domain needs, resolved for one HOME."""
 
     home: Path
+    config: Config
     catalog: CatalogData
     policy: RequestPolicy
     audit: AuditSettings
     service: ServiceSettings
+    data: DataSettings
 
     @property
     def db_url(self) -> str:
@@ -281,8 +317,10 @@ def settings_for(home: Path | None = None, config: Config | None = None) -> Sett
         check_config(config)
     return Settings(
         home=home,
+        config=config,
         catalog=Catalog(config=config).build(),
         policy=RequestPolicy(config=config),
         audit=AuditSettings(config=config),
         service=ServiceSettings(config=config),
+        data=DataSettings(config=config),
     )

@@ -13,11 +13,13 @@ SERVICE_NAME = "workbench"
 
 REQUEST = "custom:workbench:request"
 APPROVE = "custom:workbench:approve"
+DATA = "custom:workbench:data"
 AUDIT = "custom:workbench:audit"
 ADMIN = "custom:workbench:admin"
 
 CUSTOM_SCOPES: dict[str, dict[str, str]] = {
     REQUEST: {"description": "File, follow and withdraw your own access requests."},
+    DATA: {"description": "Obtain data credentials under your own approved requests."},
     APPROVE: {"description": "Decide access requests for the tenants you govern."},
     AUDIT: {"description": "Read and verify the workbench audit log."},
     ADMIN: {"description": "Administer the workbench (catalog, erasure)."},
@@ -26,10 +28,10 @@ CUSTOM_SCOPES: dict[str, dict[str, str]] = {
 ACCESS_SERVICE = f"access:services!service={SERVICE_NAME}"
 
 ROLE_SCOPES: dict[str, list[str]] = {
-    "researcher": [REQUEST, ACCESS_SERVICE],
-    "manager": [APPROVE, REQUEST, ACCESS_SERVICE],
+    "researcher": [REQUEST, DATA, ACCESS_SERVICE],
+    "manager": [APPROVE, REQUEST, DATA, ACCESS_SERVICE],
     "security": [AUDIT, ACCESS_SERVICE],
-    "workbench-admin": [ADMIN, APPROVE, AUDIT, REQUEST, ACCESS_SERVICE],
+    "workbench-admin": [ADMIN, APPROVE, AUDIT, REQUEST, DATA, ACCESS_SERVICE],
 }
 
 

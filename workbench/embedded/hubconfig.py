@@ -18,6 +18,7 @@ from jupyterhub.spawner import SpawnException
 from traitlets.config import Config
 
 from workbench.embedded.auth import DemoAuthenticator
+from workbench.embedded.openbao import SERVICE_ENV as OPENBAO_ENV
 from workbench.hub import scopes
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -126,6 +127,8 @@ def service_spec(s: HubSettings) -> dict[str, Any]:
         "environment": {
             "WORKBENCH_HOME": str(s.home),
             "WORKBENCH_URL": s.public_url,
+            "WORKBENCH_S3_ENDPOINT": os.environ.get("WORKBENCH_S3_ENDPOINT", ""),
+            **{key: os.environ.get(key, "") for key in OPENBAO_ENV},
             "PYTHONUNBUFFERED": "1",
         },
         "cwd": str(s.hub_dir),

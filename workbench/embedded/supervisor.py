@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
@@ -61,6 +61,8 @@ class ChildSpec:
     `env` is the child's whole environment. `ready_urls` must all answer 200 (no proxy, 2 s per
     try) before the next child starts. The child's output goes to `log_file`; its warnings and
     errors also go to the console, except lines matching `expected` (known, harmless ones).
+    `on_ready`, when given, runs once the URLs answer and before the next child starts (set-up
+    that needs the child running, e.g. unsealing OpenBao); an exception from it fails the start.
     """
 
     name: str
@@ -71,6 +73,7 @@ class ChildSpec:
     ready_urls: tuple[str, ...] = ()
     stop_timeout: float = 10.0
     expected: re.Pattern[str] | None = None
+    on_ready: Callable[[], None] | None = None
 
 
 @dataclass
@@ -162,6 +165,11 @@ class Supervisor:
             child = self._spawn(spec)
             self.children.append(child)
             self._wait_ready(child, stop, timeout)
+            if spec.on_ready is not None:
+                try:
+                    spec.on_ready()
+                except Exception as e:
+                    raise StartFailed(spec, f"answered but could not be set up: {e}") from e
 
     def _spawn(self, spec: ChildSpec) -> _Child:
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 import workbench
+from workbench.embedded import openbao, seaweed
 from workbench.embedded.hubconfig import (
     CONFIG_FILE_TEXT,
     DEMO_ROLES,
@@ -154,6 +155,11 @@ def stack_specs(s: HubSettings, cfg: Path) -> list[ChildSpec]:
     """The supervised children, in start order. JupyterHub itself starts the proxy and the
     workbench service; parts the hub does not manage (OpenBao, SeaweedFS) go before it."""
     env = {**os.environ, **s.to_env(), "PYTHONUNBUFFERED": "1"}
+    taken = (s.port, s.hub_port, s.proxy_api_port, s.service_port)
+    objects = seaweed.prepare(s.home, exclude=taken)
+    env[seaweed.ENDPOINT_ENV] = objects.endpoint  # the service's S3ObjectStore finds it there
+    secrets = openbao.prepare(s.home, exclude=(*taken, *objects.ports.all()))
+    env.update(secrets.service_env())  # the service's OpenBaoStore finds it there
     hub = ChildSpec(
         name="jupyterhub",
         argv=(sys.executable, "-m", "jupyterhub", "-f", str(cfg)),
@@ -168,7 +174,7 @@ def stack_specs(s: HubSettings, cfg: Path) -> list[ChildSpec]:
         ),
         expected=HUB_EXPECTED,
     )
-    return [hub]
+    return [secrets.spec(), objects.spec, hub]
 
 
 @contextlib.contextmanager

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import workbench.audit.models  # noqa: F401  (registers tables on the metadata)
+import workbench.access.models  # noqa: F401  (registers tables on the metadata)
+import workbench.audit.models  # noqa: F401
 import workbench.requests.models  # noqa: F401
 from workbench.db import Base, make_engine
 

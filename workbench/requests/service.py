@@ -3,6 +3,8 @@ transaction, so the log never says something happened that did not, nor misses w
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +24,7 @@ from workbench.scopes import ADMIN, APPROVE, AUDIT
 __all__ = ["NewRequest", "Requests"]
 
 VIEWS = ("mine", "decide", "all")
+log = logging.getLogger(__name__)
 
 
 class Requests:
@@ -38,6 +41,8 @@ class Requests:
         self.audit = audit
         self.catalog = catalog
         self.policy = policy
+        # called with a request's id after a decision ended it (revoke), outside the transaction
+        self.on_end: list[Callable[[int], object]] = []
 
     def _event(self, actor: Actor, req: AccessRequest, action: str, **extra: Any) -> AuditEvent:
         return AuditEvent(
@@ -149,7 +154,17 @@ class Requests:
                 s.connection(),
                 [self._event(actor, req, f"request.{kind}", comment=comment)],
             )
-            return req.as_dict(now)
+            decided = req.as_dict(now)
+        if kind == "revoke":
+            self._ended(req.id)
+        return decided
+
+    def _ended(self, request_id: int) -> None:
+        for hook in self.on_end:
+            try:
+                hook(request_id)
+            except Exception:  # the reaper retries; the decision itself stands
+                log.exception("ending request %s", request_id)
 
     def _expire_if_due(self, s: Session, req: AccessRequest, now: datetime) -> bool:
         if req.state != State.APPROVED or req.expires_at is None or now < req.expires_at:
@@ -178,6 +193,8 @@ class Requests:
             for req in due:
                 if self._expire_if_due(s, req, now):
                     ended.append(req.id)
+        for request_id in ended:
+            self._ended(request_id)
         return ended
 
     def active(self, request_id: int) -> AccessRequest | None:

@@ -14,7 +14,7 @@ from tornado.web import Application, RequestHandler, StaticFileHandler
 from workbench import __version__
 from workbench.scopes import ACCESS_SERVICE
 from workbench.service import openapi, pages
-from workbench.service.api import audit, meta, requests
+from workbench.service.api import audit, grants, meta, requests
 from workbench.service.base import BaseHandler
 from workbench.service.context import Workbench
 
@@ -22,6 +22,7 @@ HERE = Path(__file__).parent
 API = "api/v1/"
 API_ROUTES: list[tuple[str, type[RequestHandler]]] = [
     *requests.ROUTES,
+    *grants.ROUTES,
     *audit.ROUTES,
     *meta.ROUTES,
 ]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from workbench import dbsetup
+from workbench.access.broker import Broker, SqlLocation
 from workbench.audit import AuditLog, Signer
 from workbench.config import Settings
 from workbench.db import make_engine, session_factory
@@ -21,6 +23,7 @@ class Workbench:
     sessions: sessionmaker[Session]
     audit: AuditLog
     requests: Requests
+    broker: Broker
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Workbench:
@@ -40,8 +43,28 @@ class Workbench:
         )
         sessions = session_factory(engine)
         requests = Requests(sessions, audit, settings.catalog, settings.policy)
-        return cls(settings, engine, sessions, audit, requests)
+        data = settings.data
+        secrets = data.secret_store_class(config=settings.config)
+        broker = Broker(
+            sessions,
+            audit,
+            settings.catalog,
+            secrets,
+            data.object_store_class(config=settings.config),
+            sql_location(data.sql_url),
+            data.grant_seconds,
+        )
+        # ending a request revokes its secret-store tokens at once (the reaper retries)
+        requests.on_end.append(lambda _request_id: broker.revoke_ended())
+        return cls(settings, engine, sessions, audit, requests, broker)
 
     def close(self) -> None:
         self.audit.close()
         self.engine.dispose()
+
+
+def sql_location(url: str) -> SqlLocation | None:
+    if not url:
+        return None
+    parsed = urlparse(url)
+    return SqlLocation(parsed.hostname or "127.0.0.1", parsed.port or 5432, parsed.path.lstrip("/"))

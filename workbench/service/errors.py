@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from tornado.web import HTTPError
 
 from workbench.audit import AuditUnavailable
@@ -26,6 +27,12 @@ def to_domain(exc: BaseException) -> WorkbenchError | None:
     if isinstance(exc, AuditUnavailable):
         return Unavailable(
             "the audit log cannot be written right now, so nothing was done; try again shortly"
+        )
+    if isinstance(exc, DBAPIError):
+        # the database (and with it the audit log) cannot be written: fail closed
+        return Unavailable(
+            "the workbench database cannot be written right now, so nothing was done and no "
+            "credential was issued; try again shortly"
         )
     if isinstance(exc, HTTPError) and 400 <= exc.status_code < 500:
         err = WorkbenchError(exc.log_message or exc.reason or "bad request")

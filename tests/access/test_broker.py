@@ -1,0 +1,275 @@
+"""The broker end to end: the service (fake hub tokens), the real OpenBao, SeaweedFS and
+PostgreSQL, and the notebook client `workbench.data` reading the bytes.
+
+Each attack of the data-access issue has a test here: another tenant's dataset, a dataset
+outside the request, someone else's request, an ended request, a revoked lease, the audit log
+unwritable, the secret store sealed."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from tests.access.conftest import PG_URL, RunningBao, start_bao
+from tests.conftest import Service, make_config
+from tests.fixtures.seaweed import Seaweed, running_seaweed
+from tests.mocking import token_for
+from workbench import data
+from workbench.access.secrets import OpenBaoStore
+from workbench.audit import Filters
+from workbench.audit import query as q
+from workbench.config import settings_for
+from workbench.embedded.openbao import libpq_url
+from workbench.service.context import Workbench
+
+BODY = {"datasets": ["calls", "accounts"], "purpose": "Churn model", "profile": "cpu-small"}
+
+
+@dataclass
+class DataStack:
+    home: Path
+    seaweed: Seaweed
+    bao: RunningBao
+    sql_database: str
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataStack]:
+    """OpenBao and SeaweedFS on one HOME, so the S3 keys in OpenBao are the ones SeaweedFS
+    enforces, as under `workbench up`."""
+    home = tmp_path_factory.mktemp("data-home")
+    db = f"wb_broker_{uuid.uuid4().hex[:8]}"
+    with running_seaweed(home) as seaweed:
+        seaweed.seed()
+        bao = start_bao(
+            home,
+            store=OpenBaoStore(sql_database=db),
+            postgres_url=PG_URL,
+            sql_tenants=("acme", "globex"),
+        )
+        try:
+            yield DataStack(home, seaweed, bao, db)
+        finally:
+            bao.root.sys.revoke_prefix("database/creds/")
+            bao.stop()
+            with psycopg.connect(libpq_url(PG_URL), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+@pytest.fixture
+def wb(tmp_path: Path, stores: DataStack, db_url: str) -> Iterator[Workbench]:
+    paths = stores.bao.bao.paths
+    cfg = make_config(
+        ServiceSettings={"db_url": db_url},
+        OpenBaoStore={
+            "url": stores.bao.bao.addr,
+            "token_file": str(paths.token_file),
+            "s3_master_key_file": str(stores.home / "storage-master.key"),
+            "sql_database": stores.sql_database,
+        },
+        S3ObjectStore={"endpoint_url": stores.seaweed.endpoint},
+        DataSettings={"sql_url": f"postgresql://127.0.0.1:5432/{stores.sql_database}"},
+    )
+    workbench = Workbench.open(settings_for(tmp_path / "home", cfg))
+    yield workbench
+    workbench.close()
+
+
+def approved(service: Service, tenant: str = "acme", user: str = "alice", **kw: Any) -> int:
+    with service.client(user) as c:
+        rid = int(
+            c.post("requests", json={**BODY, "tenant": tenant, "hours": 1, **kw}).json()["id"]
+        )
+    with service.client("maria") as m:
+        assert m.post(f"requests/{rid}/approve", json={}).json()["state"] == "approved"
+    return rid
+
+
+Client = Callable[..., data.Client]
+
+
+@pytest.fixture
+def client(service: Service) -> Client:
+    def make(request_id: int, user: str = "alice") -> data.Client:
+        return data.Client(request_id, api_url=service.url + "api/v1/", token=token_for(user))
+
+    return make
+
+
+def events(service: Service, **filters: Any) -> list[dict[str, Any]]:
+    with service.wb.engine.connect() as conn:
+        return q.events(conn, Filters(**filters))
+
+
+def test_alice_reads_acme_and_the_grant_is_on_record_first(
+    service: Service, client: Client
+) -> None:
+    rid = approved(service)
+    c = client(rid)
+    assert c.datasets() == ["acme/calls", "acme/accounts"]
+    calls = c.open("acme/calls")
+    records = list(calls.records())
+    assert records and all(r["tenant"] == "acme" for r in records)
+    grant = events(service, action="grant.issue")[0]
+    assert grant["actor"] == "alice" and grant["tenant"] == "acme" and grant["dataset"] == "calls"
+    assert grant["purpose"] == "Churn model" and grant["request_id"] == rid
+    reads = events(service, action="data.read")
+    assert reads and reads[0]["detail"]["client_reported"] is True
+    assert reads[0]["seq"] > grant["seq"]
+
+
+def test_sql_dataset_reads_only_its_tenant(service: Service, client: Client) -> None:
+    rid = approved(service)
+    accounts = client(rid).open("accounts")
+    rows = accounts.rows()  # type: ignore[union-attr]
+    assert rows and {r["tenant"] for r in rows} == {"acme"}
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        accounts.sql("SELECT * FROM tenant_globex.accounts")  # type: ignore[union-attr]
+
+
+def test_another_tenants_dataset_is_refused_and_filed_under_it(
+    service: Service, client: Client
+) -> None:
+    rid = approved(service)
+    with pytest.raises(data.DataError, match="is for tenant 'acme', not 'globex'") as err:
+        client(rid).open("globex/calls")
+    assert "403" in str(err.value)
+    refused = events(service, tenant="globex", outcome="refused")[0]
+    assert refused["actor"] == "alice" and refused["request_id"] == rid
+    assert refused["action"] == "grant.issue" and refused["dataset"] == "calls"
+
+
+def test_a_dataset_outside_the_request(service: Service, client: Client) -> None:
+    rid = approved(service, datasets=["calls"])
+    with pytest.raises(data.DataError, match="covers calls of acme, not 'accounts'"):
+        client(rid).open("acme/accounts")
+
+
+def test_someone_elses_request(service: Service, client: Client) -> None:
+    rid = approved(service)
+    with pytest.raises(data.DataError, match="HTTP 404"):
+        client(rid, "bob").open("acme/calls")
+
+
+@pytest.mark.parametrize("end", ["revoke", "deny", "withdraw"])
+def test_ended_requests_get_nothing(service: Service, client: Client, end: str) -> None:
+    with service.client("alice") as alice:
+        rid = alice.post("requests", json={**BODY, "tenant": "acme", "hours": 1}).json()["id"]
+        if end == "revoke":
+            with service.client("maria") as m:
+                m.post(f"requests/{rid}/approve", json={})
+            alice.post(f"requests/{rid}/revoke", json={})
+        elif end == "deny":
+            with service.client("maria") as m:
+                m.post(f"requests/{rid}/deny", json={})
+        else:
+            alice.post(f"requests/{rid}/withdraw", json={})
+    with pytest.raises(data.DataError, match="HTTP 409"):
+        client(rid).open("acme/calls")
+
+
+def test_revoking_the_request_revokes_its_sql_login(
+    service: Service, client: Client, stores: DataStack
+) -> None:
+    rid = approved(service)
+    grant = client(rid).grant("acme/accounts")
+    loc, cred = grant["location"], grant["credentials"]
+    dsn = dict(host=loc["host"], port=loc["port"], dbname=loc["database"])
+    with psycopg.connect(**dsn, user=cred["username"], password=cred["password"]) as conn:
+        assert conn.execute("SELECT count(*) FROM tenant_acme.accounts").fetchone()[0] > 0  # type: ignore[index]
+    with service.client("maria") as m:
+        assert m.post(f"requests/{rid}/revoke", json={}).json()["state"] == "revoked"
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        psycopg.connect(**dsn, user=cred["username"], password=cred["password"])
+    revoked = events(service, action="token.revoke", request_id=rid)
+    assert revoked and revoked[0]["tenant"] == "acme"
+
+
+def test_expired_request_is_refused(service: Service, client: Client) -> None:
+    service.wb.requests.policy.min_hours = 0.00001
+    rid = approved(service, hours=0.0003)  # about a second
+    c = client(rid)
+    c.open("acme/calls")
+    import time
+
+    time.sleep(1.5)
+    c._grants.clear()  # no cached grant: ask again
+    with pytest.raises(data.DataError, match="expired"):
+        c.open("acme/calls")
+
+
+def test_acme_keys_do_not_open_globex(service: Service, client: Client) -> None:
+    rid = approved(service)
+    grant = client(rid).grant("acme/calls")
+    cred, loc = grant["credentials"], grant["location"]
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=loc["endpoint_url"],
+        region_name=loc["region"],
+        aws_access_key_id=cred["access_key_id"],
+        aws_secret_access_key=cred["secret_access_key"],
+    )
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        s3.list_objects_v2(Bucket=loc["bucket"], Prefix="tenants/globex/")
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.get_object(Bucket=loc["bucket"], Key="tenants/globex/accounts/accounts.csv")
+
+
+def test_no_credential_when_the_audit_log_cannot_be_written(
+    service: Service, client: Client
+) -> None:
+    rid = approved(service)
+    with service.wb.engine.begin() as conn:  # the audit table refuses every write
+        if conn.dialect.name == "sqlite":
+            conn.execute(
+                text(
+                    "CREATE TRIGGER audit_down BEFORE INSERT ON audit_events "
+                    "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+                )
+            )
+    with pytest.raises(data.DataError, match="HTTP 503") as err:
+        client(rid).open("acme/calls")
+    assert "no credential was issued" in str(err.value)
+    with service.wb.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER audit_down"))
+    with service.wb.sessions() as s:
+        assert s.execute(text("SELECT count(*) FROM grants")).scalar() == 0
+
+
+def test_sealed_secret_store_fails_closed(
+    service: Service, client: Client, stores: DataStack
+) -> None:
+    rid = approved(service)
+    root = stores.bao.root
+    root.sys.seal()
+    try:
+        with pytest.raises(data.DataError, match="HTTP 503") as err:
+            client(rid).open("acme/calls")
+        assert "sealed" in str(err.value)
+        failed = events(service, action="grant.issue", outcome="error")
+        assert any("no credential was issued" in e["reason"] for e in failed)
+    finally:
+        stores.bao.bao.bootstrap()  # what `workbench up` does at start: unseal, configure
+    assert list(client(rid).open("acme/calls").records())
+
+
+def test_grants_api_refuses_bad_input(service: Service) -> None:
+    with service.client("alice") as c:
+        assert c.post("grants", json={"dataset": "acme/calls"}).status_code == 400
+        assert (
+            c.post("grants", json={"request_id": 999, "dataset": "acme/calls"}).status_code == 404
+        )
+    with service.client("sam") as c:  # security reads logs, not data
+        assert c.post("grants", json={"request_id": 1, "dataset": "acme/calls"}).status_code == 403
+    assert os.environ.get("WORKBENCH_REQUEST_ID") is None

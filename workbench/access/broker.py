@@ -1,0 +1,320 @@
+"""The credential broker: data credentials only for an approved, unexpired request of the
+caller's own that covers the dataset — and only after that grant is durably on record.
+
+Order of a grant (invariant 1): check the request; write the grant row and its audit event in
+one committed transaction; only then ask the secret store, with a token minted for that request
+whose policy reaches only that tenant's paths (invariant 2: a bug here still cannot fetch
+another tenant's secret). Ending a request revokes its tokens, and with them their leases.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from workbench.access.models import Grant, RequestToken
+from workbench.actor import Actor
+from workbench.audit import AuditEvent, AuditLog
+from workbench.config import CatalogData
+from workbench.db import utcnow
+from workbench.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable, WorkbenchError
+from workbench.requests.models import AccessRequest, State
+from workbench.scopes import DATA
+
+log = logging.getLogger(__name__)
+
+
+class MintedToken(Protocol):
+    token: str
+    accessor: str
+    expires_at: datetime
+
+
+class SqlCredentials(Protocol):
+    username: str
+    password: str
+    lease_id: str
+    expires_at: datetime
+
+
+class Secrets(Protocol):
+    """What the broker needs of a secret store (workbench.access.secrets.SecretStore)."""
+
+    def ensure_tenant(self, tenant: str) -> None: ...
+    def mint_request_token(self, request_id: int, tenant: str, ttl_seconds: int) -> Any: ...
+    def read_s3_keys(self, token: str, tenant: str) -> dict[str, str]: ...
+    def sql_credentials(self, token: str, tenant: str, ttl_seconds: int) -> Any: ...
+    def revoke_token(self, accessor: str) -> None: ...
+
+
+class Objects(Protocol):
+    """What the broker needs of an object store (workbench.access.objects.ObjectStore)."""
+
+    def location(self, tenant: str, dataset: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class SqlLocation:
+    host: str
+    port: int
+    database: str
+
+    def for_tenant(self, tenant: str, table: str) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "database": self.database,
+            "schema": f"tenant_{tenant}",
+            "table": table,
+        }
+
+
+def split_dataset(ref: str, default_tenant: str) -> tuple[str, str]:
+    """`acme/calls` → (acme, calls); a bare `calls` belongs to the request's tenant."""
+    tenant, _, name = ref.strip().rpartition("/")
+    return (tenant or default_tenant), name
+
+
+class Broker:
+    """Hands out tenant-scoped credentials under approved requests."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        audit: AuditLog,
+        catalog: CatalogData,
+        secrets: Secrets,
+        objects: Objects,
+        sql: SqlLocation | None = None,
+        grant_seconds: int = 3600,
+    ) -> None:
+        self.sessions = sessions
+        self.audit = audit
+        self.catalog = catalog
+        self.secrets = secrets
+        self.objects = objects
+        self.sql = sql
+        self.grant_seconds = grant_seconds
+        self._tokens: dict[int, Any] = {}  # request id → minted token (kept in memory only)
+        self._lock = threading.Lock()
+
+    # -- the grant --------------------------------------------------------------------------
+
+    def grant(
+        self, actor: Actor, request_id: int, dataset: str, resource: str | None = None
+    ) -> dict[str, Any]:
+        now = utcnow()
+        with self.sessions.begin() as s:
+            req = s.get(AccessRequest, request_id)
+            tenant, name = split_dataset(dataset, req.tenant if req else "")
+            kind = self._check(actor, req, tenant, name, now)
+            assert req is not None
+            expires = min(req.expires_at or now, now + timedelta(seconds=self.grant_seconds))
+            grant = Grant(
+                request_id=req.id,
+                actor=actor.name,
+                tenant=tenant,
+                dataset=name,
+                kind=kind,
+                resource=resource,
+                issued_at=now,
+                expires_at=expires,
+            )
+            s.add(grant)
+            s.flush()
+            self.audit.append(
+                s.connection(),
+                [
+                    AuditEvent(
+                        action="grant.issue",
+                        actor=actor.name,
+                        role=actor.role,
+                        tenant=tenant,
+                        dataset=name,
+                        purpose=req.purpose,
+                        request_id=req.id,
+                        resource=resource,
+                        client=actor.client,
+                        detail={"grant_id": grant.id, "kind": kind, "expires_at": str(expires)},
+                    )
+                ],
+            )
+            out = grant.as_dict()
+            remaining = int((expires - now).total_seconds())
+        # committed: the grant is on record; only now may a credential leave
+        try:
+            credentials, location = self._credentials(req, tenant, name, kind, remaining)
+        except WorkbenchError as e:
+            self._record_failure(actor, req, tenant, name, grant.id, e.message)
+            raise
+        except Exception as e:  # the secret store misbehaved: fail closed, say so
+            self._record_failure(actor, req, tenant, name, grant.id, str(e))
+            raise Unavailable(
+                f"the secret store could not issue credentials: {e}", tenant=tenant
+            ) from e
+        return {**out, "credentials": credentials, "location": location}
+
+    def _check(
+        self, actor: Actor, req: AccessRequest | None, tenant: str, name: str, now: datetime
+    ) -> str:
+        """Raise unless `actor` may have `tenant/name` under `req`; return the dataset's kind.
+        Each refusal names the tenant whose data was asked for, so it is filed under it."""
+        ctx: dict[str, Any] = {"tenant": tenant or None, "dataset": name, "action": "grant.issue"}
+        if not actor.has(DATA):
+            raise Forbidden("obtaining data credentials needs the researcher role", **ctx)
+        if req is None or req.requester != actor.name:
+            rid = req.id if req else None
+            raise NotFound(f"you have no access request {rid or ''}".strip(), **ctx)
+        ctx["request_id"] = req.id
+        if not name:
+            raise Invalid("name a dataset, e.g. acme/calls", **ctx)
+        if tenant != req.tenant:
+            raise Forbidden(
+                f"request {req.id} is for tenant {req.tenant!r}, not {tenant!r}; "
+                f"file a separate request for {tenant}'s data",
+                **ctx,
+            )
+        if name not in req.datasets:
+            raise Forbidden(
+                f"request {req.id} covers {', '.join(req.datasets)} of {tenant}, not {name!r}",
+                **ctx,
+            )
+        if req.state != State.APPROVED:
+            raise Conflict(f"request {req.id} is {req.state}, not approved", **ctx)
+        if not req.is_active(now):
+            raise Conflict(f"request {req.id} has expired", **ctx)
+        known = self.catalog.tenants.get(tenant)
+        dataset = known.datasets.get(name) if known else None
+        if dataset is None:
+            raise NotFound(f"tenant {tenant!r} has no dataset {name!r} any more", **ctx)
+        return dataset.kind
+
+    def _credentials(
+        self, req: AccessRequest, tenant: str, name: str, kind: str, ttl: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        token = self._request_token(req)
+        if kind == "table":
+            if self.sql is None:
+                raise Unavailable("SQL datasets are not configured here", tenant=tenant)
+            creds = self.secrets.sql_credentials(token.token, tenant, ttl)
+            return (
+                {"username": creds.username, "password": creds.password},
+                self.sql.for_tenant(tenant, name),
+            )
+        keys = self.secrets.read_s3_keys(token.token, tenant)
+        return (
+            {
+                "access_key_id": keys["access_key_id"],
+                "secret_access_key": keys["secret_access_key"],
+            },
+            self.objects.location(tenant, name),
+        )
+
+    def _request_token(self, req: AccessRequest) -> Any:
+        """The request's secret-store token: minted once, reused until shortly before it
+        expires, recorded by accessor so that ending the request revokes it."""
+        with self._lock:
+            cached = self._tokens.get(req.id)
+            now = utcnow()
+            if cached is not None and (cached.expires_at - now).total_seconds() > 60:
+                return cached
+            assert req.expires_at is not None
+            ttl = int((req.expires_at - now).total_seconds())
+            if ttl <= 0:
+                raise Conflict(f"request {req.id} has expired", tenant=req.tenant)
+            self.secrets.ensure_tenant(req.tenant)
+            minted = self.secrets.mint_request_token(req.id, req.tenant, ttl)
+            with self.sessions.begin() as s:
+                s.add(
+                    RequestToken(
+                        accessor=minted.accessor,
+                        request_id=req.id,
+                        tenant=req.tenant,
+                        created_at=now,
+                        expires_at=minted.expires_at,
+                    )
+                )
+            self._tokens[req.id] = minted
+            return minted
+
+    def _record_failure(
+        self, actor: Actor, req: AccessRequest, tenant: str, name: str, grant_id: int, why: str
+    ) -> None:
+        try:
+            self.audit.record(
+                AuditEvent(
+                    action="grant.issue",
+                    actor=actor.name,
+                    role=actor.role,
+                    tenant=tenant,
+                    dataset=name,
+                    purpose=req.purpose,
+                    request_id=req.id,
+                    outcome="error",
+                    reason=f"no credential was issued: {why}",
+                    client=actor.client,
+                    detail={"grant_id": grant_id},
+                )
+            )
+        except Exception as e:
+            log.error("could not record the failure of grant %s: %s", grant_id, e)
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def revoke_ended(self) -> list[str]:
+        """Revoke the tokens (and so the leases) of every request that is no longer active.
+        Idempotent; the reaper calls it, and so does every decision that ends a request."""
+        now = utcnow()
+        with self.sessions() as s:
+            rows = s.execute(
+                select(RequestToken, AccessRequest)
+                .join(AccessRequest, AccessRequest.id == RequestToken.request_id)
+                .where(RequestToken.revoked_at.is_(None))
+            ).all()
+            due = [(t.accessor, t.request_id, r.tenant) for t, r in rows if not r.is_active(now)]
+        revoked = []
+        for accessor, request_id, tenant in due:
+            try:
+                self.secrets.revoke_token(accessor)
+            except Exception as e:  # the next round tries again
+                log.warning("could not revoke token of request %s: %s", request_id, e)
+                continue
+            with self.sessions.begin() as s:
+                tok = s.get(RequestToken, accessor)
+                if tok is not None:
+                    tok.revoked_at = utcnow()
+                self.audit.append(
+                    s.connection(),
+                    [
+                        AuditEvent(
+                            action="token.revoke",
+                            actor="workbench",
+                            role="system",
+                            tenant=tenant,
+                            request_id=request_id,
+                            detail={"reason": "request ended"},
+                        )
+                    ],
+                )
+            with self._lock:
+                self._tokens.pop(request_id, None)
+            revoked.append(accessor)
+        return revoked
+
+    def list_grants(self, actor: Actor, request_id: int | None = None) -> list[dict[str, Any]]:
+        stmt = select(Grant).where(Grant.actor == actor.name).order_by(Grant.id.desc())
+        if request_id is not None:
+            stmt = stmt.where(Grant.request_id == request_id)
+        with self.sessions() as s:
+            return [g.as_dict() for g in s.scalars(stmt.limit(1000))]
+
+    def own_grant(self, actor: Actor, grant_id: int) -> dict[str, Any] | None:
+        with self.sessions() as s:
+            g = s.get(Grant, grant_id)
+            return g.as_dict() if g is not None and g.actor == actor.name else None

@@ -1,0 +1,53 @@
+"""ORM models of data grants and the secret-store tokens minted for requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from workbench.db import Base, UTCDateTime
+
+
+class Grant(Base):
+    """One hand-out of credentials for one dataset under one request."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    tenant: Mapped[str] = mapped_column(String(255), index=True)
+    dataset: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # objects | table
+    resource: Mapped[str | None] = mapped_column(Text, nullable=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "request_id": self.request_id,
+            "tenant": self.tenant,
+            "dataset": self.dataset,
+            "kind": self.kind,
+            "issued_at": self.issued_at.isoformat().replace("+00:00", "Z"),
+            "expires_at": self.expires_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+class RequestToken(Base):
+    """A secret-store token minted for a request; kept (by accessor) so that it is revoked
+    when the request ends, even across a restart of the service."""
+
+    __tablename__ = "request_tokens"
+
+    accessor: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id"), index=True)
+    tenant: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
