@@ -17,7 +17,14 @@ PORT ?=
 
 .PHONY: up test install
 
+# Tenant SQL datasets need a PostgreSQL superuser URL; use the local server when one answers.
+LOCAL_PG := postgresql://postgres@127.0.0.1:5432/postgres
+
 up: install
+	@if [ -z "$$WORKBENCH_TENANT_PG_URL" ] && command -v pg_isready >/dev/null \
+	    && pg_isready -q -h 127.0.0.1 -p 5432; then \
+	  echo "tenant SQL datasets: PostgreSQL at 127.0.0.1:5432"; \
+	  export WORKBENCH_TENANT_PG_URL=$(LOCAL_PG); fi; \
 	$(BIN)/workbench up $(if $(HOME_DIR),--home $(HOME_DIR)) $(if $(PORT),--port $(PORT))
 
 test: install /usr/bin/chromium
