@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ import psycopg
 # The benchmarks run from a checkout: `python benchmarks/audit_append.py`.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench.audit import AuditEvent  # noqa: E402
+from workbench.audit import AuditEvent, Signer  # noqa: E402
+from workbench.audit.chain import GENESIS, checkpoint_message, link, timestamp  # noqa: E402
 
 ADMIN_URL = os.environ.get("WORKBENCH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -128,3 +130,65 @@ def rate(n: int, seconds: float) -> str:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
+
+
+def bulk_load(
+    url: str,
+    n: int,
+    *,
+    days: int = 90,
+    tenants: int = 10,
+    users: int = 50,
+    signer: Signer | None = None,
+    checkpoint_every: int = 10_000,
+    progress: bool = True,
+) -> None:
+    """COPY `n` valid chained events into a migrated database, their times spread evenly
+    over the last `days` days, with a signed checkpoint every `checkpoint_every` events.
+
+    Bodies and hashes come from the real chain functions; the database generates the other
+    columns. The secondary indexes are dropped for the load and rebuilt from their own
+    definitions afterwards, then the table is vacuumed and analysed.
+    """
+    end = datetime.now(UTC)
+    start = end - timedelta(days=days)
+    step = (end - start) / n
+    prev, started = GENESIS, time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        indexes = [
+            (name, ddl)
+            for name, ddl in conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes "
+                "WHERE tablename = 'audit_events' AND indexname NOT LIKE 'pk_%'"
+            )
+        ]
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        checkpoints: list[tuple[int, int, str, str, str, str]] = []
+        last_sig = ""
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY audit_events (seq, body, hash) FROM STDIN") as copy,
+        ):
+            for seq in range(1, n + 1):
+                body = sample_event(seq, tenants, users).body(seq, timestamp(start + step * seq))
+                prev = link(prev, body)
+                copy.write_row((seq, body, prev))
+                if signer is not None and (seq % checkpoint_every == 0 or seq == n):
+                    cid, at = len(checkpoints) + 1, timestamp()
+                    last_sig = signer.sign(checkpoint_message(cid, seq, prev, at, last_sig))
+                    checkpoints.append((cid, seq, prev, at, signer.key_id, last_sig))
+                if progress and seq % 200_000 == 0:
+                    print(f"  loaded {seq:,} events ({time.perf_counter() - started:.0f} s)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO audit_checkpoints (id, seq, hash, at, key_id, signature) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                checkpoints,
+            )
+        for _, ddl in indexes:
+            conn.execute(ddl)
+        conn.execute("VACUUM ANALYZE audit_events")
+        conn.execute("VACUUM ANALYZE audit_checkpoints")
+    if progress:
+        print(f"  loaded and indexed {n:,} events in {time.perf_counter() - started:.0f} s")

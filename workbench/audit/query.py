@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, or_, select
 
 from workbench.audit.chain import timestamp
 from workbench.audit.models import audit_events
@@ -33,11 +33,16 @@ class Filters:
         if self.user:
             clauses.append(c.actor == self.user)
         if self.action:
-            # "request" matches request.file, request.approve, ...
+            # "request" matches request.file, request.approve, ... (and "request" itself)
             if "." in self.action:
                 clauses.append(c.action == self.action)
             else:
-                clauses.append(c.action.like(f"{self.action}.%"))
+                clauses.append(
+                    or_(
+                        c.action == self.action,
+                        c.action.startswith(f"{self.action}.", autoescape=True),
+                    )
+                )
         if self.outcome:
             clauses.append(c.outcome == self.outcome)
         if self.request_id is not None:

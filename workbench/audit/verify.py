@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
 from workbench.audit.chain import GENESIS, checkpoint_message, key_id, signature_ok
 from workbench.audit.models import audit_checkpoints, audit_events
+
+FETCH_ROWS = 5000  # rows per round trip while streaming the chain
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class Verdict:
                 f"audit chain intact: {self.events} events, "
                 f"{self.checkpoints} signed checkpoints verified"
             )
+        if self.bad_seq is None:
+            return f"audit chain broken: {self.problem}"
         return f"audit chain broken at event {self.bad_seq}: {self.problem}"
 
 
@@ -40,12 +45,16 @@ def _body_seq(body: str) -> int | None:
 
 def verify(conn: Connection, public_key: Ed25519PublicKey | None) -> Verdict:
     """Check every link, then every checkpoint (signature, chained signatures, and that the
-    event it signs is still there with the same hash). Without a key only links are checked."""
+    event it signs is still there with the same hash). Without a key, signatures are not
+    checked: only links and that the events the checkpoints name are still the same."""
+    # Checkpoints first: each one is written after the events it signs, so on a live log
+    # every checkpoint read here signs events the later read will see.
+    checkpoints = list(conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.id)))
+    wanted = {cp.seq for cp in checkpoints}
     hashes_at: dict[int, str] = {}
-    wanted = _checkpoint_seqs(conn)
     expected, prev, count = 1, GENESIS, 0
     sha = hashlib.sha256
-    rows = conn.execution_options(stream_results=True, yield_per=5000).execute(
+    rows = conn.execution_options(stream_results=True, yield_per=FETCH_ROWS).execute(
         select(audit_events.c.seq, audit_events.c.body, audit_events.c.hash).order_by(
             audit_events.c.seq
         )
@@ -67,27 +76,26 @@ def verify(conn: Connection, public_key: Ed25519PublicKey | None) -> Verdict:
         if seq in wanted:
             hashes_at[seq] = stored
         prev, expected, count = stored, expected + 1, count + 1
-    last_seq = expected - 1
-    return _verify_checkpoints(conn, public_key, hashes_at, last_seq, count)
-
-
-def _checkpoint_seqs(conn: Connection) -> set[int]:
-    return set(conn.execute(select(audit_checkpoints.c.seq)).scalars())
+    return _verify_checkpoints(checkpoints, public_key, hashes_at, expected - 1)
 
 
 def _verify_checkpoints(
-    conn: Connection,
+    checkpoints: list[Row[Any]],
     public_key: Ed25519PublicKey | None,
     hashes_at: dict[int, str],
     last_seq: int,
-    events: int,
 ) -> Verdict:
-    checked, prev_sig, expected_id = 0, "", 1
+    events, checked, prev_sig, prev_seq = last_seq, 0, "", 0
     kid = key_id(public_key) if public_key is not None else None
-    for cp in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.id)):
+    for expected_id, cp in enumerate(checkpoints, start=1):
         if cp.id != expected_id:
             return Verdict(
-                False, events, checked, None, f"signed checkpoint {expected_id} is missing"
+                False,
+                events,
+                checked,
+                prev_seq + 1,
+                f"signed checkpoint {expected_id} is missing: events after {prev_seq} "
+                "lost their signature",
             )
         if public_key is not None:
             if cp.key_id != kid:
@@ -122,8 +130,8 @@ def _verify_checkpoints(
                 events,
                 checked,
                 cp.seq,
-                f"event {cp.seq} differs from the one signed by checkpoint {cp.id} "
-                "(the chain was rewritten)",
+                f"event {cp.seq} differs from the one signed by checkpoint {cp.id}: the chain "
+                f"was rewritten after event {prev_seq} and its hashes recomputed",
             )
-        prev_sig, expected_id, checked = cp.signature, expected_id + 1, checked + 1
+        prev_sig, prev_seq, checked = cp.signature, cp.seq, checked + 1
     return Verdict(True, events, checked)

@@ -23,11 +23,14 @@ import secrets
 import shutil
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import botocore.exceptions
 
 from workbench.access.keys import master_secret, tenant_s3_keys
 from workbench.access.objects import ENDPOINT_ENV, S3ObjectStore, tenant_prefix
@@ -269,9 +272,23 @@ def endpoint_of(ports: Ports) -> str:
     return f"http://{HOST}:{ports.s3}"
 
 
-def seed(home: Path, store: S3ObjectStore, catalog: CatalogData) -> None:
-    """Create the buckets and seed the demo tenants' data, with the admin identity."""
-    demo_data.seed(admin_client(home, store), store, catalog)
+def seed(
+    home: Path, store: S3ObjectStore, catalog: CatalogData, patience: float = 30.0
+) -> demo_data.SeedResult:
+    """Create the buckets and seed the demo tenants' data, with the admin identity.
+
+    Just after a (re)start SeaweedFS answers its health check before its volume server has
+    registered again, and then fails reads and writes with 5xx for a moment: retry those."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return demo_data.seed(admin_client(home, store), store, catalog)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            status = getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+            transient = status is None or status >= 500
+            if not transient or time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def prepare(

@@ -73,7 +73,7 @@ class ChildSpec:
     ready_urls: tuple[str, ...] = ()
     stop_timeout: float = 10.0
     expected: re.Pattern[str] | None = None
-    on_ready: Callable[[], None] | None = None
+    on_ready: Callable[[], object] | None = None
 
 
 @dataclass

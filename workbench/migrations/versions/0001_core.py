@@ -48,7 +48,11 @@ def upgrade() -> None:
         "request_decisions",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column(
-            "request_id", sa.Integer, sa.ForeignKey("access_requests.id"), nullable=False, index=True
+            "request_id",
+            sa.Integer,
+            sa.ForeignKey("access_requests.id"),
+            nullable=False,
+            index=True,
         ),
         sa.Column("actor", sa.String(255), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
@@ -99,7 +103,8 @@ def upgrade() -> None:
             for verb in ("UPDATE", "DELETE"):
                 op.execute(
                     f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {verb} refused'); END"
+                    "BEGIN SELECT RAISE(ABORT, "
+                    f"'the audit log is append-only: {verb} refused'); END"
                 )
 
 
