@@ -273,3 +273,13 @@ def test_grants_api_refuses_bad_input(service: Service) -> None:
     with service.client("sam") as c:  # security reads logs, not data
         assert c.post("grants", json={"request_id": 1, "dataset": "acme/calls"}).status_code == 403
     assert os.environ.get("WORKBENCH_REQUEST_ID") is None
+
+
+def test_forged_or_missing_token_gets_nothing(service: Service) -> None:
+    rid = approved(service)
+    body = {"request_id": rid, "dataset": "acme/calls"}
+    with service.client() as anon:
+        assert anon.post("grants", json=body).status_code == 401
+        forged = anon.post("grants", json=body, headers={"Authorization": "token forged"})
+        assert forged.status_code == 401
+    assert events(service, action="grant.issue", outcome="ok") == []

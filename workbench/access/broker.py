@@ -128,23 +128,9 @@ class Broker:
             )
             s.add(grant)
             s.flush()
-            self.audit.append(
-                s.connection(),
-                [
-                    AuditEvent(
-                        action="grant.issue",
-                        actor=actor.name,
-                        role=actor.role,
-                        tenant=tenant,
-                        dataset=name,
-                        purpose=req.purpose,
-                        request_id=req.id,
-                        resource=resource,
-                        client=actor.client,
-                        detail={"grant_id": grant.id, "kind": kind, "expires_at": str(expires)},
-                    )
-                ],
-            )
+            event = _grant_event(actor, req, tenant, name, resource=resource)
+            event.detail = {"grant_id": grant.id, "kind": kind, "expires_at": str(expires)}
+            self.audit.append(s.connection(), [event])
             out = grant.as_dict()
             remaining = int((expires - now).total_seconds())
         # committed: the grant is on record; only now may a credential leave
@@ -246,22 +232,11 @@ class Broker:
     def _record_failure(
         self, actor: Actor, req: AccessRequest, tenant: str, name: str, grant_id: int, why: str
     ) -> None:
+        event = _grant_event(actor, req, tenant, name, resource=None)
+        event.outcome, event.reason = "error", f"no credential was issued: {why}"
+        event.detail = {"grant_id": grant_id}
         try:
-            self.audit.record(
-                AuditEvent(
-                    action="grant.issue",
-                    actor=actor.name,
-                    role=actor.role,
-                    tenant=tenant,
-                    dataset=name,
-                    purpose=req.purpose,
-                    request_id=req.id,
-                    outcome="error",
-                    reason=f"no credential was issued: {why}",
-                    client=actor.client,
-                    detail={"grant_id": grant_id},
-                )
-            )
+            self.audit.record(event)
         except Exception as e:
             log.error("could not record the failure of grant %s: %s", grant_id, e)
 
@@ -318,3 +293,19 @@ class Broker:
         with self.sessions() as s:
             g = s.get(Grant, grant_id)
             return g.as_dict() if g is not None and g.actor == actor.name else None
+
+
+def _grant_event(
+    actor: Actor, req: AccessRequest, tenant: str, name: str, resource: str | None
+) -> AuditEvent:
+    return AuditEvent(
+        action="grant.issue",
+        actor=actor.name,
+        role=actor.role,
+        tenant=tenant,
+        dataset=name,
+        purpose=req.purpose,
+        request_id=req.id,
+        resource=resource,
+        client=actor.client,
+    )
