@@ -138,7 +138,12 @@ class S3ObjectStore(ObjectStore):
         from botocore import UNSIGNED
         from botocore.config import Config
 
-        options: dict[str, Any] = {"s3": {"addressing_style": self.addressing_style}, **config}
+        options: dict[str, Any] = {
+            "s3": {"addressing_style": self.addressing_style},
+            # a store that has just (re)started answers 5xx for a moment: retry those
+            "retries": {"mode": "standard", "max_attempts": 8},
+            **config,
+        }
         if access_key is None:
             options["signature_version"] = UNSIGNED
         return boto3.session.Session().client(
