@@ -19,6 +19,7 @@ TABLES = {
     "audit_checkpoints",
     "grants",
     "request_tokens",
+    "server_sessions",
 }
 
 

@@ -214,7 +214,13 @@ class ServiceSettings(Configurable):
     ).tag(config=True)
     max_body_bytes = Integer(64 * 1024, help="Largest accepted request body.").tag(config=True)
     reaper_seconds = Float(
-        15.0, help="How often approved requests past their end are expired."
+        15.0,
+        help="""How often the reaper runs: it expires requests past their end, revokes their
+        tokens and stops their servers, culls idle servers and enforces GPU-hour budgets.""",
+    ).tag(config=True)
+    idle_minutes = Float(60.0, help="Stop a CPU server idle this long.").tag(config=True)
+    idle_gpu_minutes = Float(
+        20.0, help="Stop a GPU server idle this long (GPUs are scarce: sooner)."
     ).tag(config=True)
     debug = Bool(False, help="Log at debug level.").tag(config=True)
     trusted_proxies = List(

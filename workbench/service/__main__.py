@@ -8,13 +8,17 @@ import asyncio
 import logging
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 
+from workbench.compute.reaper import Limits
+from workbench.compute.service import Compute
 from workbench.config import default_home, settings_for
+from workbench.hub.client import HubClient
 from workbench.service.app import make_app
 from workbench.service.context import Workbench
 
@@ -44,7 +48,28 @@ async def serve(home: Path) -> None:
         except Exception:
             log.exception("reaper failed")
 
-    reaper = PeriodicCallback(reap, settings.service.reaper_seconds * 1000)
+    compute = _compute(wb)
+    if compute is not None:
+        # a revoked request's servers stop at once, not at the next round
+        wb.requests.on_end.append(lambda _rid: compute.reap())
+
+    async def reap_servers() -> None:
+        if compute is None:
+            return
+        try:
+            stops = await asyncio.get_running_loop().run_in_executor(None, compute.reap)
+            for stop in stops:
+                log.info(
+                    "%s %s/%s: %s", stop.action, stop.server.user, stop.server.name, stop.reason
+                )
+        except Exception:
+            log.exception("server reaper failed")
+
+    async def round_() -> None:
+        await reap()
+        await reap_servers()
+
+    reaper = PeriodicCallback(round_, settings.service.reaper_seconds * 1000)
     reaper.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -54,6 +79,18 @@ async def serve(home: Path) -> None:
     reaper.stop()
     server.stop()
     wb.close()
+
+
+def _compute(wb: Workbench) -> Compute | None:
+    """The server reaper, when the service runs under a hub that gave it a token."""
+    if not os.environ.get("JUPYTERHUB_API_TOKEN"):
+        log.warning("no JUPYTERHUB_API_TOKEN: servers are not reaped by this service")
+        return None
+    svc = wb.settings.service
+    limits = Limits(
+        idle=timedelta(minutes=svc.idle_minutes), idle_gpu=timedelta(minutes=svc.idle_gpu_minutes)
+    )
+    return Compute(wb.sessions, wb.audit, HubClient(), limits)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workbench.actor import Actor
+from workbench.compute.service import usage
 from workbench.requests import NewRequest
 from workbench.scopes import REQUEST
 from workbench.service.api.schemas import DecisionIn, RequestIn
@@ -40,7 +41,9 @@ class RequestsHandler(BaseHandler):
 class RequestHandler(BaseHandler):
     @endpoint("request.read", "One access request", scope=None, params=(ID,))
     async def get(self, actor: Actor, request_id: str) -> None:
-        self.send_json(await self.run(self.wb.requests.get, actor, int(request_id)))
+        req = await self.run(self.wb.requests.get, actor, int(request_id))
+        req["usage"] = await self.run(usage, self.wb.sessions, req["id"])
+        self.send_json(req)
 
 
 class DecisionHandler(BaseHandler):

@@ -1,0 +1,127 @@
+"""The reaper's round: account the servers' use, then stop those `reaper.decide` names, each
+with an audit event saying why. Runs in the service every `ServiceSettings.reaper_seconds`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from workbench.audit import AuditEvent, AuditLog
+from workbench.compute.models import ServerSession
+from workbench.compute.reaper import Limits, RequestView, Running, Stop, decide
+from workbench.db import utcnow
+from workbench.requests.models import AccessRequest
+
+log = logging.getLogger(__name__)
+
+
+class Hub(Protocol):
+    def running_servers(self) -> list[Running]: ...
+    def stop(self, user: str, name: str) -> None: ...
+
+
+class Compute:
+    def __init__(
+        self, sessions: sessionmaker[Session], audit: AuditLog, hub: Hub, limits: Limits
+    ) -> None:
+        self.sessions = sessions
+        self.audit = audit
+        self.hub = hub
+        self.limits = limits
+
+    def reap(self) -> list[Stop]:
+        now = utcnow()
+        servers = [s for s in self.hub.running_servers() if s.request_id is not None]
+        views = self._account(servers, now)
+        stops = decide(servers, views, now, self.limits)
+        for stop in stops:
+            self._stop(stop)
+        return stops
+
+    def _account(self, servers: list[Running], now: datetime) -> dict[int, RequestView]:
+        """Record each running server's session; close those no longer running."""
+        with self.sessions.begin() as s:
+            open_rows = {
+                (row.user, row.server, row.started_at): row
+                for row in s.scalars(
+                    select(ServerSession).where(ServerSession.stopped_at.is_(None))
+                )
+            }
+            ids = {srv.request_id for srv in servers} | {r.request_id for r in open_rows.values()}
+            reqs = {
+                r.id: r for r in s.scalars(select(AccessRequest).where(AccessRequest.id.in_(ids)))
+            }
+            for srv in servers:
+                key = (srv.user, srv.name, srv.started)
+                row = open_rows.pop(key, None)
+                req = reqs.get(srv.request_id or -1)
+                if row is not None:
+                    row.last_seen = now
+                elif req is not None:
+                    spec = req.profile_spec
+                    s.add(
+                        ServerSession(
+                            request_id=req.id,
+                            user=srv.user,
+                            server=srv.name,
+                            started_at=srv.started,
+                            last_seen=now,
+                            gpus=int(spec.get("gpu_count") or 0),
+                            cpus=float(spec.get("cpu") or 0),
+                        )
+                    )
+            for row in open_rows.values():  # gone since the last round
+                row.stopped_at = row.last_seen
+            s.flush()
+            return {rid: self._view(s, req, now) for rid, req in reqs.items()}
+
+    def _view(self, s: Session, req: AccessRequest, now: datetime) -> RequestView:
+        rows = s.scalars(select(ServerSession).where(ServerSession.request_id == req.id))
+        used = sum(r.hours() * r.gpus for r in rows)
+        return RequestView(
+            id=req.id,
+            requester=req.requester,
+            tenant=req.tenant,
+            active=req.is_active(now),
+            state="expired" if req.state == "approved" and not req.is_active(now) else req.state,
+            gpus=int(req.profile_spec.get("gpu_count") or 0),
+            gpu_hours=req.gpu_hours,
+            gpu_hours_used=used,
+        )
+
+    def _stop(self, stop: Stop) -> None:
+        srv, req = stop.server, stop.request
+        try:
+            self.hub.stop(srv.user, srv.name)
+        except Exception as e:  # the next round tries again
+            log.warning("could not stop %s/%s: %s", srv.user, srv.name, e)
+            return
+        self.audit.record(
+            AuditEvent(
+                action=stop.action,
+                actor="workbench",
+                role="system",
+                tenant=req.tenant if req else None,
+                request_id=req.id if req else srv.request_id,
+                resource=f"{srv.user}/{srv.name}",
+                reason=stop.reason,
+                detail={"user": srv.user},
+            )
+        )
+
+    def usage(self, request_id: int) -> dict[str, float]:
+        return usage(self.sessions, request_id)
+
+
+def usage(sessions: sessionmaker[Session], request_id: int) -> dict[str, float]:
+    """GPU- and CPU-hours a request's servers have used so far."""
+    with sessions() as s:
+        rows = list(s.scalars(select(ServerSession).where(ServerSession.request_id == request_id)))
+    return {
+        "gpu_hours_used": round(sum(r.hours() * r.gpus for r in rows), 4),
+        "cpu_hours_used": round(sum(r.hours() * r.cpus for r in rows), 4),
+    }
