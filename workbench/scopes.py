@@ -27,6 +27,10 @@ CUSTOM_SCOPES: dict[str, dict[str, str]] = {
 
 ACCESS_SERVICE = f"access:services!service={SERVICE_NAME}"
 
+# The service's own hub role: it stops the servers of requests that ended (the reaper).
+SERVICE_ROLE = "workbench-service"
+SERVICE_ROLE_SCOPES: list[str] = ["admin:servers", "list:users", "read:users"]
+
 ROLE_SCOPES: dict[str, list[str]] = {
     "researcher": [REQUEST, DATA, ACCESS_SERVICE],
     "manager": [APPROVE, REQUEST, DATA, ACCESS_SERVICE],
@@ -36,8 +40,9 @@ ROLE_SCOPES: dict[str, list[str]] = {
 
 
 def hub_roles(members: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """`load_roles` entries for the workbench roles; `members` maps role name → user names."""
-    return [
+    """`load_roles` entries for the workbench roles; `members` maps role name → user names.
+    The last entry is the service's own role."""
+    roles: list[dict[str, Any]] = [
         {
             "name": role,
             "description": f"Workbench {role}",
@@ -46,6 +51,15 @@ def hub_roles(members: dict[str, list[str]]) -> list[dict[str, Any]]:
         }
         for role, scopes in ROLE_SCOPES.items()
     ]
+    roles.append(
+        {
+            "name": SERVICE_ROLE,
+            "description": "The workbench service: stops the servers of ended requests",
+            "scopes": SERVICE_ROLE_SCOPES,
+            "services": [SERVICE_NAME],
+        }
+    )
+    return roles
 
 
 def service_scopes() -> list[str]:

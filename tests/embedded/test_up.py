@@ -1,8 +1,8 @@
 """`workbench up` against real JupyterHub and configurable-http-proxy.
 
 The workbench service is replaced by a stub (a few lines of http.server, written to a
-temporary directory) that serves only the health check: these tests are about starting,
-configuring and stopping the stack, not about the service.
+temporary directory) that serves only the health check and an empty list of requests: these
+tests are about starting, configuring and stopping the stack, not about the service.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from traitlets.config import Config
 
 from tests.fixtures.hub import READY, Stack, running_stack
-from workbench.embedded.hubconfig import CONFIG_FILE_TEXT, SPAWN_REFUSED, HubSettings, configure
+from workbench.embedded.hubconfig import CONFIG_FILE_TEXT, HubSettings, configure
 from workbench.embedded.up import free_port
 
 PASSWORD = "embedded-test-password"
@@ -43,6 +43,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == prefix + "api/v1/health":
             body, kind = json.dumps({"status": "ok"}).encode(), "application/json"
+        elif self.path.startswith(prefix + "api/v1/requests?"):
+            body, kind = json.dumps({"requests": []}).encode(), "application/json"
         elif self.path.startswith(prefix):
             body, kind = b"<h1>workbench stub</h1>", "text/html"
         else:
@@ -206,17 +208,18 @@ def test_tokens_carry_the_workbench_scopes(embedded: Stack) -> None:
 
 
 @pytest.mark.parametrize("path", ["server", "servers/r1"])
-def test_notebook_servers_are_refused(embedded: Stack, path: str) -> None:
+def test_notebook_servers_need_an_approved_request(embedded: Stack, path: str) -> None:
     hub = embedded.client(headers={"Authorization": f"token {embedded.token('alice')}"})
-    r = hub.post(f"hub/api/users/alice/{path}", json={"request_id": 1})
+    r = hub.post(f"hub/api/users/alice/{path}", json={})
     assert r.status_code == 403
-    assert r.json()["message"] == SPAWN_REFUSED
+    assert "started for an approved access request" in r.json()["message"]
+    assert "/services/workbench/" in r.json()["message"]
 
 
-def test_the_spawn_page_explains_the_refusal(embedded: Stack) -> None:
+def test_the_spawn_page_explains_how_to_get_a_server(embedded: Stack) -> None:
     page = embedded.login("bob").get("hub/spawn/bob/r1")
-    assert page.status_code == 403
-    assert SPAWN_REFUSED.split(";")[0] in page.text
+    assert page.status_code == 200
+    assert "You have no approved access request" in page.text
     assert 'href="/services/workbench/"' in page.text
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from workbench.hub.gate import SERVER_PREFIX
+from workbench.compute import SERVER_PREFIX
 
 
 @dataclass(frozen=True)

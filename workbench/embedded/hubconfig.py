@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyterhub.spawner import SpawnException
 from traitlets.config import Config
 
 from workbench.embedded.auth import DemoAuthenticator
 from workbench.embedded.openbao import SERVICE_ENV as OPENBAO_ENV
 from workbench.hub import scopes
+from workbench.hub.rules import REASON_PREFIX
+from workbench.hub.spawner import LocalRequestSpawner
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -36,11 +37,9 @@ DEMO_ROLES: dict[str, list[str]] = {
 DEMO_USERS: tuple[str, ...] = ("alice", "bob", "maria", "sam", "admin")
 ADMIN_USERS: tuple[str, ...] = ("admin",)
 
-SPAWN_REFUSED_REASON = "no-approved-request"
-SPAWN_REFUSED = (
-    "Notebook servers are started for an approved access request; "
-    f"file or pick one at {SERVICE_PREFIX}"
-)
+# Every refusal of the approval gate has a reason starting with this (up.py keeps them off
+# the console: they are people's 4xx, not the stack's faults).
+SPAWN_REFUSED_REASON = REASON_PREFIX
 
 # The thin config file, for installs that do not ship hub_config/ (see up.config_file).
 CONFIG_FILE_TEXT = '''\
@@ -105,18 +104,6 @@ class HubSettings:
         )
 
 
-def refuse_spawn(spawner: Any) -> None:
-    """`Spawner.pre_spawn_hook` until the approval-gated spawner exists: refuse every start
-    (403 with SPAWN_REFUSED in the REST API; the same, with a link, on the spawn page)."""
-    link = f'<a href="{SERVICE_PREFIX}">{SERVICE_PREFIX}</a>'
-    raise SpawnException(
-        SPAWN_REFUSED,
-        reason=SPAWN_REFUSED_REASON,
-        message_html=SPAWN_REFUSED.replace(SERVICE_PREFIX, link),
-        status_code=403,
-    )
-
-
 def service_spec(s: HubSettings) -> dict[str, Any]:
     """The workbench service as a hub-managed service (`c.JupyterHub.services` entry)."""
     return {
@@ -165,12 +152,13 @@ def configure(c: Config, s: HubSettings) -> None:
     c.JupyterHub.template_paths = [str(TEMPLATES)]
     c.JupyterHub.template_vars = {"workbench_url": SERVICE_PREFIX}
 
-    # A notebook server is a named server per access request (DESIGN); refused until the
-    # approval-gated spawner arrives.
+    # A notebook server is a named server per approved access request (DESIGN), started by
+    # the approval-gated local spawner: as root, as each user's own system account, which
+    # must not read HOME (the hub's, the service's, OpenBao's and SeaweedFS's state).
     c.JupyterHub.allow_named_servers = True
-    c.Spawner.pre_spawn_hook = refuse_spawn
-    # jupyterhub-singleuser refuses to run as root without it (the demo often runs as root).
-    c.Spawner.args = ["--allow-root"]
+    c.JupyterHub.spawner_class = LocalRequestSpawner
+    c.LocalRequestSpawner.private_paths = [str(s.home)]
+    c.LocalRequestSpawner.work_root = str(s.home / "servers")  # used only when not isolated
 
 
 def configure_from_env(c: Config, env: Mapping[str, str] | None = None) -> None:

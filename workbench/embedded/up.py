@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import getpass
 import json
 import os
 import re
@@ -48,15 +49,18 @@ MIN_PASSWORD = 8  # JupyterHub's SharedPasswordAuthenticator minimum
 # everything binds 127.0.0.1, so no SSL; the service is ours, so no OAuth confirmation; the
 # service asks for every workbench scope and each person gets only theirs; the proxy is fresh
 # at each start; our readiness polls reach the proxy before its routes exist; the shutdown we
-# asked for; people's 4xx requests, refused spawns included. Also left out of the log's tail
-# printed when the stack fails.
+# asked for; people's 4xx requests, refused spawns included; notebook servers' routine
+# warnings. Also left out of the log's tail printed when the stack fails.
 HUB_EXPECTED = re.compile(
     r"Running JupyterHub without SSL|complete OAuth without confirmation"
     r"|requested scopes .* granting only"
     r"|Adding missing route for|Received signal SIGTERM|\[ConfigProxy\] warn: Terminated"
     r"|\[ConfigProxy\] error: (404|503) GET (/hub/api/|" + re.escape(HEALTH_PATH) + ")"
     r"|GET /hub/error/404\?url=%2Fhub%2Fapi%2F "
-    r"|^\[W [^]]* (log|web):\d+\] 4\d\d |reason=" + SPAWN_REFUSED_REASON
+    r"|^\[W [^]]* (log|web):\d+\] 4\d\d |reason="
+    + SPAWN_REFUSED_REASON
+    # notebook servers' (jupyter-server, JupyterLab) harmless start-up and OAuth warnings
+    + r"|'extra_template_paths' was found in both|Skipping XSRF check for insecure request GET"
 )
 
 
@@ -234,6 +238,7 @@ def up(home: Path, port: int = DEFAULT_PORT, *, ready_timeout: float = READY_TIM
     try:
         check_port_free(port)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        home.chmod(0o700)  # notebook servers' accounts must not read the stack's state
         for sub in ("hub", "logs"):
             (home / sub).mkdir(exist_ok=True)
         with _lock(home), _stop_on_signals(stop):
@@ -253,6 +258,13 @@ def up(home: Path, port: int = DEFAULT_PORT, *, ready_timeout: float = READY_TIM
             _say(f"workbench: home {home}; logs in {home / 'logs'}")
             shown = password if source != "$WORKBENCH_DEMO_PASSWORD" else source
             _say(f"workbench: demo users {_who()}; password: {shown}")
+            if os.geteuid() != 0:
+                _say(
+                    "workbench: not running as root, so every notebook server runs as "
+                    f"{getpass.getuser()}: users are not isolated from each other or from "
+                    "HOME (run as root to isolate them; production isolation comes from the "
+                    "Kubernetes spawner)"
+                )
             return _run(Supervisor(specs), settings, stop, ready_timeout)
     except (UpError, ChpUnavailable) as e:
         return _fail(str(e))

@@ -33,6 +33,8 @@ class AuditHandler(BaseHandler):
 
         try:
             rid = arg("request_id")
+            if rid is not None and not (rid.isdigit() and len(rid) <= 12):
+                raise ValueError(f"request_id must be a request's number, not {rid[:40]!r}")
             return Filters(
                 tenant=arg("tenant"),
                 user=arg("user"),

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from workbench.actor import Actor
 from workbench.audit import AuditEvent
-from workbench.errors import NotFound
+from workbench.errors import Invalid, NotFound
 from workbench.scopes import DATA
 from workbench.service.api.schemas import _Body
 from workbench.service.base import BaseHandler, Param, endpoint
@@ -40,9 +40,9 @@ class GrantsHandler(BaseHandler):
     )
     async def get(self, actor: Actor) -> None:
         rid = self.get_query_argument("request_id", None)
-        grants = await self.run(
-            self.wb.broker.list_grants, actor, int(rid) if rid and rid.isdigit() else None
-        )
+        if rid is not None and not (rid.isdigit() and len(rid) <= 12):
+            raise Invalid(f"request_id must be a request's number, not {rid[:40]!r}")
+        grants = await self.run(self.wb.broker.list_grants, actor, int(rid) if rid else None)
         self.send_json({"grants": grants})
 
     @endpoint(
