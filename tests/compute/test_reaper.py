@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from tests.conftest import Service
+from tests.mocking import token_for
 from workbench.audit import Filters
 from workbench.audit import query as q
 from workbench.compute.reaper import Limits, RequestView, Running, decide
@@ -102,3 +104,46 @@ def test_a_round_accounts_use_and_stops_a_revoked_requests_server(service: Servi
     assert event["resource"] == f"alice/r{rid}" and "revoked" in event["reason"]
     compute.reap()  # the server is gone: its session closes, its use stays
     assert compute.usage(rid)["gpu_hours_used"] >= used
+    with service.wb.engine.connect() as conn:  # we stopped it: no second record of its end
+        assert q.events(conn, Filters(action="server.end")) == []
+
+
+def test_a_server_that_vanished_is_recorded_with_why(service: Service) -> None:
+    body = {
+        "tenant": "acme",
+        "datasets": ["calls"],
+        "purpose": "p",
+        "profile": "cpu-small",
+        "hours": 1,
+    }
+    with service.client("alice") as alice, service.client("maria") as maria:
+        rid = alice.post("requests", json=body).json()["id"]
+        maria.post(f"requests/{rid}/approve", json={})
+    hub = FakeHub()
+    hub.servers = [Running("alice", f"r{rid}", datetime.now(UTC), datetime.now(UTC))]
+    compute = Compute(service.wb.sessions, service.wb.audit, hub, LIMITS)
+    compute.reap()
+    hub.servers = []  # its user stopped it from the hub's home page
+    compute.reap()
+    with service.wb.engine.connect() as conn:
+        [event] = q.events(conn, Filters(action="server.end"))
+    assert event["request_id"] == rid and event["reason"] == "stopped by its user or the hub"
+
+
+def test_use_is_shown_to_the_researcher_and_the_manager(service: Service) -> None:
+    body = {"tenant": "acme", "datasets": ["calls"], "purpose": "p", "profile": "gpu-1", "hours": 2}
+    with service.client("alice") as alice, service.client("maria") as maria:
+        rid = alice.post("requests", json=body).json()["id"]
+        maria.post(f"requests/{rid}/approve", json={})
+        hub = FakeHub()
+        hub.servers = [
+            Running("alice", f"r{rid}", datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
+        ]
+        Compute(service.wb.sessions, service.wb.audit, hub, LIMITS).reap()
+        [mine] = alice.get("requests").json()["requests"]
+        assert 0.99 < mine["usage"]["gpu_hours_used"] < 1.1
+        assert 3.9 < mine["usage"]["cpu_hours_used"] < 4.4  # gpu-1 has 4 CPUs
+    page = httpx.get(
+        service.url + "manage", headers={"Authorization": f"token {token_for('maria')}"}
+    )
+    assert 'id="usage"' in page.text and "<td>alice</td><td>1.0" in page.text.replace("\n", "")

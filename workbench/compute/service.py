@@ -76,6 +76,24 @@ class Compute:
                     )
             for row in open_rows.values():  # gone since the last round
                 row.stopped_at = row.last_seen
+                if row.stop_reason is None:  # not stopped by us: by its timer, user or hub
+                    req = reqs.get(row.request_id)
+                    row.stop_reason = _why_gone(req, now)
+                    self.audit.append(
+                        s.connection(),
+                        [
+                            AuditEvent(
+                                action="server.end",
+                                actor="workbench",
+                                role="system",
+                                tenant=req.tenant if req else None,
+                                request_id=row.request_id,
+                                resource=f"{row.user}/{row.server}",
+                                reason=row.stop_reason,
+                                detail={"user": row.user, "hours": round(row.hours(), 4)},
+                            )
+                        ],
+                    )
             s.flush()
             return {rid: self._view(s, req, now) for rid, req in reqs.items()}
 
@@ -100,6 +118,15 @@ class Compute:
         except Exception as e:  # the next round tries again
             log.warning("could not stop %s/%s: %s", srv.user, srv.name, e)
             return
+        with self.sessions.begin() as s:
+            for row in s.scalars(
+                select(ServerSession).where(
+                    ServerSession.user == srv.user,
+                    ServerSession.server == srv.name,
+                    ServerSession.stopped_at.is_(None),
+                )
+            ):
+                row.stop_reason = stop.reason
         self.audit.record(
             AuditEvent(
                 action=stop.action,
@@ -119,9 +146,50 @@ class Compute:
 
 def usage(sessions: sessionmaker[Session], request_id: int) -> dict[str, float]:
     """GPU- and CPU-hours a request's servers have used so far."""
+    return usage_of(sessions, [request_id]).get(request_id, {**NO_USE})
+
+
+NO_USE = {"gpu_hours_used": 0.0, "cpu_hours_used": 0.0}
+
+
+def usage_of(
+    sessions: sessionmaker[Session], request_ids: list[int]
+) -> dict[int, dict[str, float]]:
+    """GPU- and CPU-hours used, per request."""
+    out: dict[int, dict[str, float]] = {}
     with sessions() as s:
-        rows = list(s.scalars(select(ServerSession).where(ServerSession.request_id == request_id)))
-    return {
-        "gpu_hours_used": round(sum(r.hours() * r.gpus for r in rows), 4),
-        "cpu_hours_used": round(sum(r.hours() * r.cpus for r in rows), 4),
-    }
+        rows = s.scalars(select(ServerSession).where(ServerSession.request_id.in_(request_ids)))
+        for r in rows:
+            u = out.setdefault(r.request_id, {**NO_USE})
+            u["gpu_hours_used"] += r.hours() * r.gpus
+            u["cpu_hours_used"] += r.hours() * r.cpus
+    return {rid: {k: round(v, 4) for k, v in u.items()} for rid, u in out.items()}
+
+
+def usage_summary(sessions: sessionmaker[Session], tenants: list[str]) -> list[dict[str, object]]:
+    """GPU- and CPU-hours per tenant and user, for the managers of `tenants`."""
+    totals: dict[tuple[str, str], dict[str, float]] = {}
+    with sessions() as s:
+        rows = s.execute(
+            select(ServerSession, AccessRequest.tenant)
+            .join(AccessRequest, AccessRequest.id == ServerSession.request_id)
+            .where(AccessRequest.tenant.in_(tenants))
+        ).all()
+        for session, tenant in rows:
+            t = totals.setdefault((tenant, session.user), {**NO_USE})
+            t["gpu_hours_used"] += session.hours() * session.gpus
+            t["cpu_hours_used"] += session.hours() * session.cpus
+    return [
+        {"tenant": tenant, "user": user, **{k: round(v, 3) for k, v in t.items()}}
+        for (tenant, user), t in sorted(totals.items())
+    ]
+
+
+def _why_gone(req: AccessRequest | None, now: datetime) -> str:
+    if req is None:
+        return "stopped"
+    if req.state == "approved" and not req.is_active(now):
+        return f"request {req.id} expired"
+    if req.state != "approved":
+        return f"request {req.id} is {req.state}"
+    return "stopped by its user or the hub"

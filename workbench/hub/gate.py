@@ -468,6 +468,7 @@ class ApprovalGate(_SpawnerBase):
                     "datasets": ", ".join(item.get("datasets", [])),
                     "profile": summary,
                     "left": duration(left),
+                    "budget": _budget(item),
                     "startable": left >= self.min_seconds_left,
                     "running_url": (
                         self.user.server_url(name) if spawner is not None and spawner.active else ""
@@ -481,3 +482,12 @@ class ApprovalGate(_SpawnerBase):
         return _jinja.get_template("options_form.html").render(
             rows=rows, error=error, form_url=self.form_url, min_left=duration(self.min_seconds_left)
         )
+
+
+def _budget(item: Mapping[str, Any]) -> str:
+    """What is left of a request's GPU-hour budget, for the spawn page."""
+    total = float(item.get("gpu_hours") or 0)
+    if total <= 0:
+        return "no GPU"
+    used = float((item.get("usage") or {}).get("gpu_hours_used") or 0)
+    return f"{max(0.0, total - used):.2f} of {total:g} GPU-hours"

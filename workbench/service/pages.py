@@ -7,6 +7,7 @@ from typing import Any
 
 from workbench.actor import Actor
 from workbench.audit import Filters
+from workbench.compute.service import usage_summary
 from workbench.requests import NewRequest
 from workbench.scopes import ADMIN, APPROVE, AUDIT, REQUEST
 from workbench.service.api.audit import FILTERS, AuditHandler
@@ -69,11 +70,13 @@ class ManagePage(Page):
         pending = await self.run(self.wb.requests.search, actor, "decide", None)
         everything = await self.run(self.wb.requests.search, actor, "all", None)
         recent = [r for r in everything if r["state"] != "pending"][:50]
+        governs = self.wb.settings.catalog.governed_by(actor.name)
         self.render(
             "manage.html",
             pending=pending,
             recent=recent,
-            governs=self.wb.settings.catalog.governed_by(actor.name),
+            governs=governs,
+            usage=await self.run(usage_summary, self.wb.sessions, governs),
         )
 
 

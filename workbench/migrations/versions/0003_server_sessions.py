@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.Column("stopped_at", sa.DateTime(timezone=True)),
+        sa.Column("stop_reason", sa.Text),
         sa.Column("gpus", sa.Integer, nullable=False),
         sa.Column("cpus", sa.Float, nullable=False),
     )

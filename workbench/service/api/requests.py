@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workbench.actor import Actor
-from workbench.compute.service import usage
+from workbench.compute.service import NO_USE, usage, usage_of
 from workbench.requests import NewRequest
 from workbench.scopes import REQUEST
 from workbench.service.api.schemas import DecisionIn, RequestIn
@@ -30,6 +30,9 @@ class RequestsHandler(BaseHandler):
         view = self.get_query_argument("view", "mine")
         state = self.get_query_argument("state", None) or None
         items = await self.run(self.wb.requests.search, actor, view, state)
+        used = await self.run(usage_of, self.wb.sessions, [r["id"] for r in items])
+        for item in items:
+            item["usage"] = used.get(item["id"], NO_USE)
         self.send_json({"requests": items})
 
     @endpoint("request.file", "File an access request", scope=REQUEST, body=RequestIn, ok=201)
