@@ -34,7 +34,7 @@ def wait_gone(stack: Stack, server: str, within: float) -> float:
 
 def stop_events(stack: Stack, rid: int) -> list[dict[str, Any]]:
     events = stack.api("sam").get("audit/events", params={"request_id": rid}).json()["events"]
-    return [e for e in events if e["action"].startswith("server.")]
+    return [e for e in events if e["action"] in ("server.stop", "server.end")]
 
 
 def test_revoking_a_request_stops_its_server(stack: Stack) -> None:
@@ -44,8 +44,8 @@ def test_revoking_a_request_stops_its_server(stack: Stack) -> None:
     assert r.json()["state"] == "revoked"
     took = wait_gone(stack, f"r{rid}", within=60)
     assert took < 60
-    [event] = stop_events(stack, rid)
-    assert event["action"] == "server.stop" and "revoked" in event["reason"]
+    [event] = [e for e in stop_events(stack, rid) if e["action"] == "server.stop"]
+    assert "revoked" in event["reason"]
     assert event["resource"] == f"alice/r{rid}" and event["tenant"] == "acme"
 
 
@@ -59,3 +59,17 @@ def test_an_expired_requests_server_stops(stack: Stack) -> None:
     while not (events := stop_events(stack, rid)) and time.monotonic() < deadline:
         time.sleep(1)
     assert events and "expired" in events[0]["reason"]
+
+
+def test_starts_and_refusals_are_on_record(stack: Stack) -> None:
+    rid = approved(stack, "alice")
+    start(stack, rid)
+    bad = hub_as(stack, "alice").post(
+        "hub/api/users/alice/servers/r999999", json={"request_id": 999999}
+    )
+    assert bad.status_code == 404
+    events = stack.api("sam").get("audit/events", params={"user": "alice", "action": "server"})
+    got = [(e["action"], e["outcome"], e["request_id"]) for e in events.json()["events"]]
+    assert ("server.start", "ok", rid) in got
+    assert ("server.refused", "refused", 999999) in got
+    hub_as(stack, "alice").delete(f"hub/api/users/alice/servers/r{rid}")

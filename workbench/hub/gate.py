@@ -103,7 +103,21 @@ class WorkbenchAPI:
         """`GET requests/{id}`."""
         return dict(await self._get(token, f"requests/{request_id}", None))
 
+    async def record_decision(self, token: str, decision: dict[str, Any]) -> None:
+        """`POST servers/decisions`: put an admission decision on record."""
+        await self._call(token, "POST", "servers/decisions", None, decision)
+
     async def _get(self, token: str, path: str, params: dict[str, str] | None) -> Any:
+        return await self._call(token, "GET", path, params, None)
+
+    async def _call(
+        self,
+        token: str,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        body: dict[str, Any] | None,
+    ) -> Any:
         async with httpx.AsyncClient(
             base_url=self.base_url,
             timeout=self.timeout,
@@ -111,8 +125,12 @@ class WorkbenchAPI:
             transport=self.transport,
         ) as client:
             try:
-                r = await client.get(
-                    path, params=params, headers={"Authorization": f"token {token}"}
+                r = await client.request(
+                    method,
+                    path,
+                    params=params,
+                    json=body,
+                    headers={"Authorization": f"token {token}"},
                 )
             except httpx.HTTPError as e:
                 raise WorkbenchAPIError(0, f"{type(e).__name__}: {e}") from e
@@ -334,10 +352,43 @@ class ApprovalGate(_SpawnerBase):
         self.cpu_limit = request.profile.cpu
         self.mem_limit = request.profile.memory
 
+    async def _record(
+        self, outcome: str, request_id: int | None, reason: str = "", message: str = ""
+    ) -> None:
+        """Put the admission decision on record in the workbench audit log. A start that
+        cannot be recorded does not happen (fail closed); a refusal that cannot is logged."""
+        decision = {
+            "server": self.name,
+            "request_id": request_id,
+            "outcome": outcome,
+            "reason": reason,
+            "message": message,
+        }
+        try:
+            await self.workbench_api().record_decision(self._user_token(), decision)
+        except (WorkbenchAPIError, Refused) as e:
+            if outcome == "ok":
+                raise Refused(
+                    "the workbench could not put this server's start on record, so it was not "
+                    f"started; try again shortly ({e.message})",
+                    reason="not-recorded",
+                    status=503,
+                ) from e
+            self.log.error("workbench: could not record a refusal: %s", e)
+
+    def _requested_id(self) -> int | None:
+        try:
+            return request_id_from_options(self.user_options, form_url=self.form_url)
+        except Refused:
+            return None
+
     async def start(self) -> Any:
         try:
             request = await self.admit()
+            await self._record("ok", request.id)
         except Refused as e:
+            if e.reason != REASON_PREFIX + "not-recorded":
+                await self._record("refused", self._requested_id(), e.reason, e.message)
             self.log.warning(
                 "workbench: refused %s's server %r (reason=%s): %s",
                 self.user.name,
