@@ -111,10 +111,10 @@ def test_without_isolation_servers_share_the_hubs_account_and_say_so(
     req = ApprovedRequest(7, "alice", "acme", ("calls",), ComputeProfile("c", 1, "2G"), 9e9)
     LocalRequestSpawner._warned = False
     run_async(local.prepare(req))
-    workdir = tmp_path / "servers" / "alice" / "r7"
+    workdir = tmp_path / "servers" / "alice" / "local-r7"  # no stack HOME: no stack id
     assert local.notebook_dir == str(workdir) and workdir.is_dir()
     assert oct(workdir.stat().st_mode & 0o777) == "0o700"
     env = local.user_env({})
-    assert env["HOME"] == str(workdir.parent) and env["USER"] == local.account
+    assert env["HOME"] == str(workdir) and env["USER"] == local.account
     assert "users are not isolated from each other" in caplog.text
     assert local.mem_limit == 2 * 1024**3 and local.cpu_limit == 1

@@ -195,13 +195,28 @@ def test_the_servers_environment_names_its_request_and_holds_no_secret(
         assert leaked == [], leaked
 
 
+def test_servers_of_two_tenants_share_no_home(stack: Stack, servers: Any) -> None:
+    """JupyterLab workspaces, IPython history and caches of alice's acme server are not those
+    of her globex server: each server's HOME is its own directory, new for this stack."""
+    homes = {}
+    for tenant in ("acme", "globex"):
+        rid = servers[tenant]
+        pid = servers["models"][rid]["state"]["pid"]
+        env = proc_environ(pid)
+        homes[tenant] = env["HOME"]
+        assert env["HOME"].endswith(f"-r{rid}") and os.readlink(f"/proc/{pid}/cwd") == env["HOME"]
+    assert homes["acme"] != homes["globex"]
+    assert not homes["globex"].startswith(homes["acme"] + "/")
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="users are isolated only when the hub runs as root")
 def test_servers_run_as_the_users_account_and_cannot_read_home(stack: Stack, servers: Any) -> None:
     account = pwd.getpwnam(account_name("wb-", "alice"))
     assert account.pw_name == "wb-alice"
     rid = servers["acme"]
     assert proc_uid(servers["models"][rid]["state"]["pid"]) == account.pw_uid
-    assert Path(account.pw_dir, f"r{rid}").is_dir()
+    workdir = proc_environ(servers["models"][rid]["state"]["pid"])["HOME"]
+    assert Path(workdir).parent == Path(account.pw_dir) and Path(workdir).is_dir()
     private = [str(stack.home)] + [str(p) for p in stack.home.rglob("*") if p.is_file()][:300]
     assert any(p.endswith("jupyterhub.sqlite") for p in private)
     readable = "/etc/passwd"  # the probe's control: a file every account may read
@@ -217,7 +232,7 @@ for path in {[readable, *private]!r}:
 print(json.dumps(out))
 """
     out = json.loads(run_in_kernel(stack, "alice", f"r{rid}", code))
-    assert out["user"] == "wb-alice" and out["cwd"] == f"{account.pw_dir}/r{rid}"
+    assert out["user"] == "wb-alice" and out["cwd"] == workdir
     assert out["read"] == [readable]
 
 

@@ -76,3 +76,13 @@ def test_unknown_pages_are_404(service: Service) -> None:
     with page(service, "alice") as alice:
         assert alice.get("nowhere").status_code == 404
         assert alice.get("api/v1/nowhere").json()["status"] == 404
+
+
+def test_an_approved_request_links_to_its_notebook_server(service: Service) -> None:
+    with page(service, "alice") as alice:
+        rid = alice.post("", data=FORM).headers["Location"].rsplit("/", 1)[1]
+    with page(service, "maria") as maria:
+        maria.post(f"requests/{rid}/approve", data={})
+        assert "start-server" not in maria.get(f"requests/{rid}").text  # not maria's request
+    with page(service, "alice") as alice:
+        assert f'href="/hub/spawn/alice/r{rid}"' in alice.get(f"requests/{rid}").text

@@ -22,6 +22,7 @@ import hashlib
 import os
 import pwd
 import re
+import secrets
 import stat
 import sys
 from collections.abc import Callable
@@ -203,7 +204,7 @@ class LocalRequestSpawner(ApprovalGate, LocalProcessSpawner):
             self._account = await ensure_account(
                 self.account, self.user.name, self.account_home_root
             )
-            workdir = Path(self._account.pw_dir) / self.name
+            workdir = Path(self._account.pw_dir) / f"{self._stack_id()}-{self.name}"
             workdir.mkdir(mode=0o700, exist_ok=True)
             os.chown(workdir, self._account.pw_uid, self._account.pw_gid)
         else:
@@ -216,7 +217,7 @@ class LocalRequestSpawner(ApprovalGate, LocalProcessSpawner):
                     self.account,
                 )
             root = Path(self.work_root or "servers").resolve()
-            workdir = root / self.user.name / self.name
+            workdir = root / self.user.name / f"{self._stack_id()}-{self.name}"
             workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         workdir.chmod(0o700)
         self._workdir = workdir
@@ -237,17 +238,22 @@ class LocalRequestSpawner(ApprovalGate, LocalProcessSpawner):
         return preexec
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
-        if self._account is not None:
-            env.update(
-                USER=self._account.pw_name,
-                LOGNAME=self._account.pw_name,
-                HOME=self._account.pw_dir,
-                SHELL=self._account.pw_shell or "/bin/sh",
-            )
-        else:
-            home = self._workdir.parent if self._workdir else Path.cwd()
-            env.update(USER=self.account, LOGNAME=self.account, HOME=str(home), SHELL="/bin/sh")
+        # HOME is the server's own directory: JupyterLab workspaces, IPython history and caches
+        # of a server for one tenant's request are never seen by a server for another's
+        home = str(self._workdir or Path.cwd())
+        name = self._account.pw_name if self._account is not None else self.account
+        env.update(USER=name, LOGNAME=name, HOME=home, SHELL="/bin/sh")
         return env
+
+    def _stack_id(self) -> str:
+        """A random id of this stack (kept in its HOME): a new stack's request 1 never reuses
+        the directory of an earlier stack's request 1."""
+        if not self.private_paths:
+            return "local"
+        path = Path(self.private_paths[0]) / "stack-id"
+        if not path.exists():
+            path.write_text(secrets.token_hex(4))
+        return path.read_text().strip()
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
