@@ -159,6 +159,11 @@ def configure(c: Config, s: HubSettings) -> None:
     c.JupyterHub.spawner_class = LocalRequestSpawner
     c.LocalRequestSpawner.private_paths = [str(s.home)]
     c.LocalRequestSpawner.work_root = str(s.home / "servers")  # used only when not isolated
+    # A JupyterLab server costs ~4 CPU-seconds to start: on a small machine a burst of spawns
+    # must queue (429, "try again") rather than time out half-started (benchmarks/spawn.py).
+    c.JupyterHub.concurrent_spawn_limit = max(4, 4 * (os.cpu_count() or 1))
+    c.Spawner.http_timeout = 120
+    c.Spawner.start_timeout = 120
 
 
 def configure_from_env(c: Config, env: Mapping[str, str] | None = None) -> None:
