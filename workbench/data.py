@@ -3,8 +3,10 @@
 The request comes from the server's environment (`WORKBENCH_REQUEST_ID`), the service from
 `WORKBENCH_API_URL` (or the hub's `JUPYTERHUB_*` variables), the token from
 `JUPYTERHUB_API_TOKEN`. Credentials are asked of the broker once per dataset and reused until
-shortly before they expire; the bytes come straight from the store, not through the service.
-Reads are reported to the audit log in batches, marked as client-reported.
+shortly before they expire, and so is the S3 client made with them; the bytes come straight
+from the store, not through the service. Reads are reported to the audit log in batches,
+marked as client-reported, from a background thread, so that reporting does not slow reading;
+`flush()` waits until they are on record.
 
 This module imports no server code: a notebook image needs only httpx and boto3 (and psycopg
 for SQL datasets, pandas for frames, torch for `torch_dataset`).
@@ -12,13 +14,16 @@ for SQL datasets, pandas for frames, torch for `torch_dataset`).
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +31,22 @@ import httpx
 
 __all__ = ["Client", "DataError", "ObjectDataset", "TableDataset", "client", "datasets", "open"]
 
+log = logging.getLogger(__name__)
+
 REFRESH_SECONDS = 120  # ask again this long before a grant expires
-REPORT_EVERY = 50  # report reads in batches of this many objects
+REPORT_EVERY = 250  # report reads in batches of this many objects...
+REPORT_SECONDS = 2.0  # ...or once the oldest unreported read is this old
+REPORT_MAX = 1000  # most objects one report may name (the API's limit)
+IDLE_SECONDS = 30.0  # the reporting thread ends after this long with nothing to report
 
 
 class DataError(Exception):
     """The broker refused, or the store failed; the message says why."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback through this module: the message is what
+        # a researcher needs
+        return [f"DataError: {self}"]
 
 
 def _api_url() -> str:
@@ -70,7 +85,9 @@ class Client:
             trust_env=False,
         )
         self._grants: dict[str, dict[str, Any]] = {}
+        self._s3: dict[str, tuple[int, int, Any]] = {}  # dataset → (grant id, pid, client)
         self._lock = threading.Lock()
+        self._reporter = _Reporter(self.report)
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         r = self.http.request(method, path, **kw)
@@ -108,12 +125,36 @@ class Client:
                 self._grants[dataset] = g
             return g
 
+    def s3(self, dataset: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """(boto3 client, location, grant) for an objects dataset. The client is made once
+        per grant and process (making one costs milliseconds) and shared by threads, as boto3
+        allows; a forked worker (a torch DataLoader's) makes its own rather than share the
+        parent's pooled connections."""
+        g = self.grant(dataset)
+        pid = os.getpid()
+        with self._lock:
+            cached = self._s3.get(dataset)
+            if cached is None or cached[:2] != (g["id"], pid):
+                cached = (g["id"], pid, _s3_client(g["location"], g["credentials"]))
+                self._s3[dataset] = cached
+        return cached[2], g["location"], g
+
     def report(self, grant_id: int, objects: list[str], nbytes: int) -> None:
+        """Put reads of `objects` (`nbytes` in all) with grant `grant_id` on record now."""
         self._call(
             "POST",
             f"grants/{grant_id}/reads",
             json={"objects": objects, "bytes": nbytes, "resource": self.resource},
         )
+
+    def note_read(self, grant_id: int, key: str, nbytes: int) -> None:
+        """Queue one read for the next batched report (sent in the background)."""
+        self._reporter.add(grant_id, key, nbytes)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Report every read not yet reported and wait until they are on record; raise
+        DataError when a report failed."""
+        self._reporter.flush(timeout)
 
     def open(self, dataset: str) -> ObjectDataset | TableDataset:
         g = self.grant(dataset)
@@ -128,38 +169,151 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
+def _s3_client(loc: dict[str, Any], cred: dict[str, Any]) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # A session of its own: boto3's default session is not safe to share between threads.
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=loc.get("endpoint_url"),
+        region_name=loc.get("region") or "us-east-1",
+        aws_access_key_id=cred["access_key_id"],
+        aws_secret_access_key=cred["secret_access_key"],
+        config=Config(
+            signature_version="s3v4",
+            retries={"max_attempts": 2},
+            s3={"addressing_style": loc.get("addressing_style") or "auto"},
+        ),
+    )
+
+
+@dataclass
+class _Batch:
+    since: float  # time.monotonic() of its oldest read
+    objects: list[str] = field(default_factory=list)
+    nbytes: int = 0
+
+
+class _Reporter:
+    """Sends reads to the audit log from a background thread, one batch per grant: when a
+    batch holds REPORT_EVERY objects, when its oldest read is REPORT_SECONDS old, on
+    `flush()`, and at exit. Reads that pile up while a report is on its way go in the next
+    one, so a fast reader makes few, larger reports."""
+
+    def __init__(self, send: Callable[[int, list[str], int], None]) -> None:
+        self._send = send
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition()
+        self._batches: dict[int, _Batch] = {}
+        self._sending = 0  # batches taken and not yet sent
+        self._flushing = 0  # flush() calls waiting
+        self._errors: list[str] = []
+        self._thread: threading.Thread | None = None
+
+    def add(self, grant_id: int, key: str, nbytes: int) -> None:
+        if self._pid != os.getpid():  # a forked worker (e.g. a torch DataLoader's)
+            self._reset()
+        with self._cond:
+            batch = self._batches.get(grant_id)
+            if batch is None:
+                batch = self._batches[grant_id] = _Batch(time.monotonic())
+            batch.objects.append(key)
+            batch.nbytes += nbytes
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="workbench-data-reports", daemon=True
+                )
+                self._thread.start()
+                _REPORTERS.add(self)
+            if len(batch.objects) == REPORT_EVERY:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                while self._batches or self._sending:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._thread is None or not self._thread.is_alive():
+                        raise DataError("reads could not be reported to the audit log in time")
+                    self._cond.wait(left)
+            finally:
+                self._flushing -= 1
+            errors, self._errors = self._errors, []
+        if errors:
+            raise DataError(f"reads could not be reported to the audit log: {errors[0]}")
+
+    def _due(self) -> list[tuple[int, _Batch]]:
+        """Take the batches to send now (caller holds the lock)."""
+        now = time.monotonic()
+        due = [
+            (gid, b)
+            for gid, b in self._batches.items()
+            if self._flushing or len(b.objects) >= REPORT_EVERY or now - b.since >= REPORT_SECONDS
+        ]
+        for gid, _ in due:
+            del self._batches[gid]
+        self._sending += len(due)
+        return due
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                due = self._due()
+                while not due:
+                    oldest = min((b.since for b in self._batches.values()), default=None)
+                    if oldest is None:
+                        if not self._cond.wait(IDLE_SECONDS) and not self._batches:
+                            self._thread = None  # the next read starts another
+                            return
+                    else:
+                        self._cond.wait(max(oldest + REPORT_SECONDS - time.monotonic(), 0.001))
+                    due = self._due()
+            for grant_id, batch in due:
+                try:
+                    for i in range(0, len(batch.objects), REPORT_MAX):
+                        chunk = batch.objects[i : i + REPORT_MAX]
+                        share = batch.nbytes if i == 0 else 0  # the bytes count once
+                        self._send(grant_id, chunk, share)
+                except Exception as e:
+                    log.warning("could not report reads of grant %s: %s", grant_id, e)
+                    with self._cond:
+                        self._errors.append(str(e))
+                finally:
+                    with self._cond:
+                        self._sending -= 1
+                        self._cond.notify_all()
+
+
+_REPORTERS: weakref.WeakSet[_Reporter] = weakref.WeakSet()
+
+
+@atexit.register
+def _report_at_exit() -> None:
+    """Reads not yet reported when the kernel or job ends are reported before it exits."""
+    for reporter in list(_REPORTERS):
+        try:
+            reporter.flush(10.0)
+        except DataError as e:
+            log.warning("%s", e)
+
+
 @dataclass
 class ObjectDataset:
     """A dataset of objects under a tenant's prefix, read directly from S3."""
 
     client: Client
     name: str
-    _pending: list[str] = field(default_factory=list)
-    _pending_bytes: int = 0
-
-    def _s3(self) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-        import boto3
-        from botocore.config import Config
-
-        g = self.client.grant(self.name)
-        loc, cred = g["location"], g["credentials"]
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=loc.get("endpoint_url"),
-            region_name=loc.get("region") or "us-east-1",
-            aws_access_key_id=cred["access_key_id"],
-            aws_secret_access_key=cred["secret_access_key"],
-            config=Config(
-                signature_version="s3v4",
-                retries={"max_attempts": 2},
-                s3={"addressing_style": loc.get("addressing_style") or "auto"},
-            ),
-        )
-        return s3, loc, g
 
     def files(self) -> list[str]:
         """Object keys of the dataset, relative to its prefix."""
-        s3, loc, _ = self._s3()
+        s3, loc, _ = self.client.s3(self.name)
         keys: list[str] = []
         for page in s3.get_paginator("list_objects_v2").paginate(
             Bucket=loc["bucket"], Prefix=loc["prefix"]
@@ -168,12 +322,14 @@ class ObjectDataset:
         return keys
 
     def read(self, key: str) -> bytes:
-        s3, loc, g = self._s3()
+        """The bytes of one object (a key from `files()`); the read is reported in the
+        background (see `flush`)."""
+        s3, loc, g = self.client.s3(self.name)
         try:
             body = s3.get_object(Bucket=loc["bucket"], Key=loc["prefix"] + key)["Body"].read()
         except Exception as e:
             raise DataError(f"could not read {self.name}/{key}: {e}") from e
-        self._note(g["id"], key, len(body))
+        self.client.note_read(g["id"], key, len(body))
         return bytes(body)
 
     def records(self) -> Iterator[dict[str, Any]]:
@@ -205,18 +361,10 @@ class ObjectDataset:
 
         return _Records()
 
-    def _note(self, grant_id: int, key: str, nbytes: int) -> None:
-        self._pending.append(key)
-        self._pending_bytes += nbytes
-        self._grant_id = grant_id
-        if len(self._pending) >= REPORT_EVERY:
-            self.flush()
-
     def flush(self) -> None:
-        """Report the reads not yet reported."""
-        if self._pending:
-            self.client.report(self._grant_id, self._pending, self._pending_bytes)
-            self._pending, self._pending_bytes = [], 0
+        """Wait until every read so far is on record in the audit log (reports go in batches,
+        in the background); raise DataError when one could not be reported."""
+        self.client.flush()
 
 
 @dataclass

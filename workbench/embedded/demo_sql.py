@@ -60,3 +60,7 @@ def seed_tenant_tables(
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             conn.execute(sql.SQL(" ").join(_tenant_statements(t) for t in batch))
+            # A transaction per batch: one holding the locks of every new schema, table and
+            # index runs out of PostgreSQL's lock table (max_locks_per_transaction) at a few
+            # thousand tenants. A start cut short resumes at the first missing schema.
+            conn.commit()
