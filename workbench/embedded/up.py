@@ -90,22 +90,8 @@ def free_port() -> int:
 
 
 def free_ports(count: int, exclude: int | None = None) -> list[int]:
-    """`count` distinct ports on 127.0.0.1 that were free a moment ago, none of them `exclude`
-    (all held at once while choosing, so the kernel cannot hand out one twice)."""
-    held: list[socket.socket] = []
-    ports: list[int] = []
-    try:
-        while len(ports) < count:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            held.append(sock)
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-            if port != exclude:
-                ports.append(port)
-    finally:
-        for sock in held:
-            sock.close()
-    return ports
+    """`count` distinct ports on 127.0.0.1 that were free a moment ago, none of them `exclude`."""
+    return openbao.choose_ports(count, () if exclude is None else (exclude,))
 
 
 def demo_password(home: Path) -> tuple[str, str]:
