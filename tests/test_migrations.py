@@ -20,6 +20,8 @@ TABLES = {
     "grants",
     "request_tokens",
     "server_sessions",
+    "jobs",
+    "job_metrics",
 }
 
 

@@ -26,6 +26,7 @@ class Grant(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a job's own grant
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,3 +52,4 @@ class RequestToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # minted for one job

@@ -8,6 +8,7 @@ from sqlalchemy import Connection
 import workbench.access.models  # noqa: F401  (registers tables on the metadata)
 import workbench.audit.models  # noqa: F401
 import workbench.compute.models  # noqa: F401
+import workbench.jobs.models  # noqa: F401
 import workbench.requests.models  # noqa: F401
 from workbench.db import Base, make_engine
 

@@ -1,0 +1,1 @@
+"""Jobs: notebooks run headless under an access request (papermill), outliving the server."""
