@@ -163,6 +163,6 @@ def test_runasnonroot_may_come_from_the_pod_alone() -> None:
 
 
 def test_pod_spec_of_a_job_is_its_template() -> None:
-    job = {"spec": {"template": {"spec": {"containers": []}}}}
+    job: dict[str, Any] = {"spec": {"template": {"spec": {"containers": []}}}}
     assert pod_spec_of(job) == {"containers": []}
     assert pod_spec_of({"spec": {"containers": [1]}}) == {"containers": [1]}
