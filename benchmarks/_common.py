@@ -2,10 +2,15 @@
 
 The PostgreSQL server comes from `$WORKBENCH_BENCH_PG` (an admin URL allowed to CREATE
 DATABASE), by default the local `postgresql://postgres@127.0.0.1:5432/postgres`.
+
+When `$WORKBENCH_BENCH_JSON` names a file, every table `print_table` prints is also appended
+to it as one JSON line (`emit_json`), which is how `benchmarks/run` collects the rows of all
+the scripts into one report without parsing their output.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -14,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,7 @@ from workbench.audit import AuditEvent, Signer  # noqa: E402
 from workbench.audit.chain import GENESIS, checkpoint_message, link, timestamp  # noqa: E402
 
 ADMIN_URL = os.environ.get("WORKBENCH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+JSON_ENV = "WORKBENCH_BENCH_JSON"
 
 
 @contextmanager
@@ -93,7 +99,27 @@ class Figure:
         return "-" if self.passed is None else ("pass" if self.passed else "SHORT")
 
 
+def emit_json(title: str, figures: list[Figure], notes: Sequence[str] = ()) -> None:
+    """Append one table as a JSON line to `$WORKBENCH_BENCH_JSON`, when it is set."""
+    path = os.environ.get(JSON_ENV)
+    if not path:
+        return
+    table = {
+        "script": Path(sys.argv[0]).stem,
+        "title": title,
+        "rows": [
+            {**asdict(f), "ratio": None if f.ratio is None or math.isnan(f.ratio) else f.ratio}
+            | {"verdict": f.verdict}
+            for f in figures
+        ],
+        "notes": list(notes),
+    }
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(table) + "\n")
+
+
 def print_table(title: str, figures: list[Figure], notes: Sequence[str] = ()) -> None:
+    emit_json(title, figures, notes)
     header = ("figure", "this project", "bare baseline", "ratio", "goal", "pass/short")
     rows = [
         (

@@ -3,7 +3,7 @@
 same keys from the same SeaweedFS, measured in the same run. Two datasets: 256 MB of 4 MB
 objects, and 2,000 objects of 10 KB. Goal: ≥ 0.95× the bare throughput for each.
 
-    .venv/bin/python benchmarks/data_read.py [--quick]
+    .venv/bin/python benchmarks/data_read.py [--quick | --smoke]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ DATASETS = {  # name → (objects, bytes each)
     "bench10k": (2000, 10 * 1024),
 }
 PASSES = {"bench4m": (7, 15), "bench10k": (5, 9)}  # name → (--quick, full); 4 MB passes are short
+SMOKE = {"bench4m": (16, 3), "bench10k": (500, 3)}  # --smoke: name → (objects, passes)
 
 
 def seed(stores: Stores, name: str, count: int, size: int) -> None:
@@ -107,7 +108,14 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer passes (under 2 minutes)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a quarter of the objects, 3 passes (benchmarks/run)"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        for name, (count, passes) in SMOKE.items():
+            DATASETS[name] = (count, DATASETS[name][1])
+            PASSES[name] = (passes, passes)
     load = LoadWatch()
     tenants = catalog_tenants(dict.fromkeys(DATASETS, "objects"))
     figures: list[Figure] = []
