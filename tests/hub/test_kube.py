@@ -14,6 +14,8 @@ from kubernetes_asyncio.config import kube_config
 from traitlets.config import Config
 
 from tests.hub.helpers import in_thread
+from tests.k8s.helpers import VERSIONS
+from workbench.config import Profile
 from workbench.hub.kube import (
     DEFAULT_GPU_POOLS,
     KubeRequestSpawner,
@@ -23,9 +25,11 @@ from workbench.hub.kube import (
     pod_resources,
 )
 from workbench.hub.rules import ApprovedRequest, ComputeProfile, Refused
+from workbench.k8s.hardening import Hardening, container_security_context, pod_security_context
+from workbench.k8s.pods import Workload, notebook_pod
+from workbench.k8s.restricted import workbench_violations
+from workbench.k8s.settings import ClusterSettings
 
-# the two newest Kubernetes versions kubernetes-validate ships schemas for
-VERSIONS = ("1.37.0", "1.36.0")
 STUB_KUBECONFIG = """\
 apiVersion: v1
 kind: Config
@@ -56,6 +60,7 @@ def test_a_gpu_profile_becomes_resources_placement_and_labels() -> None:
         node_selector={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
         tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         labels={
+            "workbench/component": "notebook",
             "workbench/request-id": "7",
             "workbench/tenant": "acme",
             "workbench/profile": "gpu-1",
@@ -184,3 +189,90 @@ async def test_the_request_adds_to_the_operators_settings(kubeconfig: Path) -> N
     assert cpu["spec"]["nodeSelector"] == {"pool": "notebooks"}
     assert "nvidia.com/gpu" not in cpu["spec"]["containers"][0]["resources"]["limits"]
     assert cpu["spec"]["containers"][0]["image"] == "img:2"
+
+
+# -- hardening ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", [GPU, CPU], ids=["gpu", "cpu"])
+@in_thread
+async def test_pods_are_hardened_to_the_restricted_profile(
+    kubeconfig: Path, profile: ComputeProfile
+) -> None:
+    pod = await manifest(kube_spawner(), request(profile))
+    assert workbench_violations(pod["spec"]) == []
+    spec = pod["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    assert spec["securityContext"] == pod_security_context(Hardening())
+    container = spec["containers"][0]
+    assert container["securityContext"] == container_security_context(Hardening())
+    assert {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}} in spec["volumes"]
+    assert {"name": "scratch", "mountPath": "/home/jovyan"} in container["volumeMounts"]
+
+
+@in_thread
+async def test_the_operator_cannot_loosen_the_hardening(kubeconfig: Path) -> None:
+    spawner = kube_spawner(
+        privileged=True,
+        allow_privilege_escalation=True,
+        uid=1000,
+        automount_service_account_token=True,
+        container_security_context={"capabilities": {"add": ["SYS_ADMIN"]}},
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "shared"}}],
+        volume_mounts=[
+            {"name": "data", "mountPath": "/data"},
+            {"name": "home", "mountPath": "/home/jovyan"},
+        ],
+        extra_container_config={"securityContext": {"privileged": True}, "stdin": True},
+        read_only_root=False,
+        scratch_size="5Gi",
+    )
+    pod = await manifest(spawner, request())
+    assert workbench_violations(pod["spec"], read_only_root=False) == []
+    container = pod["spec"]["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is False
+    assert container["stdin"] is True  # the operator's other settings stay
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["data", "scratch", "tmp"]
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/data", "/home/jovyan", "/tmp"]
+    assert pod["spec"]["volumes"][1] == {"name": "scratch", "emptyDir": {"sizeLimit": "5Gi"}}
+
+
+@in_thread
+async def test_root_is_refused(kubeconfig: Path) -> None:
+    with pytest.raises(Refused, match="never run as root"):
+        await manifest(kube_spawner(uid=0), request())
+
+
+@in_thread
+async def test_the_spawners_pod_and_the_rendered_pod_agree(kubeconfig: Path) -> None:
+    """`workbench k8s render` shows what the spawner builds: same hardening, labels,
+    placement, resources and deadline."""
+    req = request()
+    real = await manifest(kube_spawner(), req)
+    profile = Profile(GPU.name, GPU.cpu, GPU.memory, GPU.gpu_kind, GPU.gpu_count)
+    work = Workload(7, "alice", "acme", ("calls", "accounts"), profile, req.seconds_left)
+    shown = notebook_pod(work, ClusterSettings(namespace="workbench"))
+    for key in (
+        "securityContext",
+        "automountServiceAccountToken",
+        "enableServiceLinks",
+        "volumes",
+        "nodeSelector",
+        "tolerations",
+    ):
+        assert real["spec"][key] == shown["spec"][key], key
+    assert abs(real["spec"]["activeDeadlineSeconds"] - shown["spec"]["activeDeadlineSeconds"]) <= 2
+    for label, value in shown["metadata"]["labels"].items():
+        assert real["metadata"]["labels"][label] == value
+    for key, value in shown["metadata"]["annotations"].items():
+        assert real["metadata"]["annotations"][key] == value
+    rc, sc = real["spec"]["containers"][0], shown["spec"]["containers"][0]
+    for key in ("securityContext", "volumeMounts", "workingDir"):
+        assert rc[key] == sc[key], key
+    for kind in ("limits", "requests"):
+        real_res = {k: str(v) for k, v in rc["resources"][kind].items()}
+        want = dict(sc["resources"][kind])
+        assert memory_bytes(want.pop("memory").replace("i", "")) == int(real_res.pop("memory"))
+        assert float(want.pop("cpu")) == float(real_res.pop("cpu"))
+        assert real_res == want

@@ -5,40 +5,43 @@ The admitted request's profile becomes the pod's resources (CPU and memory reque
 and annotations (request id, tenant) and its deadline (`activeDeadlineSeconds`: the pod ends at
 the request's end even if the hub is down). `pod_resources` computes all of it as a pure
 function of the request and the settings; the spawner only applies it. Pod hardening and
-network policy are the Kubernetes deployment's (issue 7).
+the pod is hardened (`workbench.k8s.hardening`: the "restricted" Pod Security Standard, no
+service-account token, no service links, HOME and /tmp on `emptyDir` volumes that die with the
+pod, a read-only root filesystem unless `read_only_root` is off); the operator's own settings
+cannot loosen that. The NetworkPolicies that select these pods are `workbench.k8s.network`'s.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubespawner import KubeSpawner
-from kubespawner.slugs import is_valid_label, safe_slug
-from traitlets import Dict, Float, List, Unicode
+from traitlets import Bool, Dict, Float, List, Unicode
 
 from workbench.hub.gate import ApprovalGate
 from workbench.hub.rules import ApprovedRequest, Refused
+from workbench.k8s import hardening
+from workbench.k8s.hardening import Hardening
+from workbench.k8s.resources import (
+    DEFAULT_GPU_POOLS,
+    DEFAULT_GPU_TOLERATIONS,
+    NoGpuPool,
+    memory_bytes,
+    placement,
+)
+from workbench.k8s.settings import label_value
 
 __all__ = [
     "DEFAULT_GPU_POOLS",
     "KubeRequestSpawner",
     "PodResources",
     "label_value",
+    "memory_bytes",
     "pod_resources",
 ]
-
-DEFAULT_GPU_POOLS: dict[str, dict[str, Any]] = {
-    "nvidia-h100": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}},
-}
-DEFAULT_GPU_TOLERATIONS: list[dict[str, Any]] = [
-    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-]
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_BYTES = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -56,19 +59,6 @@ class PodResources:
     annotations: dict[str, str] = field(default_factory=dict)
     image: str = ""
     deadline_seconds: int = 0
-
-
-def memory_bytes(text: str) -> int:
-    """`16G` → bytes (1024-based, like JupyterHub's ByteSpecification); ValueError otherwise."""
-    match = _BYTES.fullmatch(text)
-    if not match:
-        raise ValueError(f"not an amount of memory: {text!r} (use e.g. 512M or 16G)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
-
-
-def label_value(text: str) -> str:
-    """`text` as a Kubernetes label value: itself when valid, else a safe slug with a hash."""
-    return str(safe_slug(text, is_valid=is_valid_label, max_length=63))
 
 
 def _literal(text: str) -> str:
@@ -92,24 +82,22 @@ def pod_resources(
         mem = memory_bytes(profile.memory)
     except ValueError as e:
         raise Refused(str(e), reason="bad-profile", status=502) from e
-    limits: dict[str, str] = {}
-    selector: dict[str, str] = {}
-    tolerations: list[dict[str, Any]] = []
-    if profile.gpu_count:
-        pool = gpu_pools.get(profile.gpu_kind or "")
-        if pool is None:
-            raise Refused(
-                f"no node pool is configured for GPU kind {profile.gpu_kind!r} of request "
-                f"{request.id} (KubeRequestSpawner.gpu_pools); tell the administrator",
-                reason="gpu-pool",
-                status=503,
-            )
-        limits[gpu_resource] = str(profile.gpu_count)
-        selector.update(pool.get("node_selector", {}))
-        tolerations = [dict(t) for t in gpu_tolerations] + [
-            dict(t) for t in pool.get("tolerations", [])
-        ]
+    try:
+        where = placement(
+            profile.gpu_kind,
+            profile.gpu_count,
+            gpu_pools=gpu_pools,
+            gpu_tolerations=gpu_tolerations,
+            gpu_resource=gpu_resource,
+        )
+    except NoGpuPool as e:
+        raise Refused(
+            f"{e} of request {request.id} (KubeRequestSpawner.gpu_pools); tell the administrator",
+            reason="gpu-pool",
+            status=503,
+        ) from e
     labels = {
+        f"{label_prefix}component": "notebook",
         f"{label_prefix}request-id": str(request.id),
         f"{label_prefix}tenant": label_value(request.tenant),
         f"{label_prefix}profile": label_value(profile.name),
@@ -125,9 +113,9 @@ def pod_resources(
         cpu_guarantee=profile.cpu * guarantee_ratio,
         mem_limit=mem,
         mem_guarantee=int(mem * guarantee_ratio),
-        extra_resource_limits=limits,
-        node_selector=selector,
-        tolerations=tolerations,
+        extra_resource_limits=where.gpu_limits,
+        node_selector=where.node_selector,
+        tolerations=where.tolerations,
         labels=labels,
         annotations=annotations,
         image=profile.image,
@@ -165,7 +153,47 @@ class KubeRequestSpawner(ApprovalGate, KubeSpawner):
         help="""Prefix of the labels and annotations naming the request, tenant and profile.""",
     ).tag(config=True)
 
+    read_only_root = Bool(
+        True,
+        help="""Read-only root filesystem for notebook containers; HOME and /tmp are emptyDir
+        volumes. Turn off only for an image that must write elsewhere.""",
+    ).tag(config=True)
+
+    scratch_size = Unicode(
+        "20Gi", help="""Size limit of the scratch volume mounted at HOME (dies with the pod)."""
+    ).tag(config=True)
+
+    tmp_size = Unicode("1Gi", help="""Size limit of the /tmp volume.""").tag(config=True)
+
+    scratch_medium = Unicode(
+        "", help="""Medium of the scratch and /tmp volumes: '' (node disk) or 'Memory'."""
+    ).tag(config=True)
+
+    scratch_path = Unicode(
+        "/home/jovyan", help="""Where the scratch volume is mounted: the image's HOME."""
+    ).tag(config=True)
+
     _configured: dict[str, Any] | None = None
+
+    def hardening(self) -> Hardening:
+        """The pods' hardening, from the settings (uid/gid: KubeSpawner's, else 1000:100)."""
+        pod: Any = self
+        uid = pod.uid if isinstance(pod.uid, int) else 1000
+        gid = pod.gid if isinstance(pod.gid, int) else 100
+        try:
+            return Hardening(
+                uid=uid,
+                gid=gid,
+                read_only_root=self.read_only_root,
+                scratch_path=self.scratch_path,
+                scratch_size=self.scratch_size,
+                tmp_size=self.tmp_size,
+                scratch_medium=self.scratch_medium,
+            )
+        except ValueError as e:
+            raise Refused(
+                f"the notebook pod settings are unsafe: {e}", reason="config", status=500
+            ) from e
 
     async def prepare(self, request: ApprovedRequest) -> None:
         await super().prepare(request)
@@ -187,6 +215,9 @@ class KubeRequestSpawner(ApprovalGate, KubeSpawner):
                 "extra_labels": dict(pod.extra_labels),
                 "extra_annotations": dict(pod.extra_annotations),
                 "extra_pod_config": dict(pod.extra_pod_config),
+                "extra_container_config": dict(pod.extra_container_config),
+                "volumes": list(pod.volumes),
+                "volume_mounts": list(pod.volume_mounts),
             }
         base = self._configured
         pod.cpu_limit = res.cpu_limit
@@ -199,7 +230,39 @@ class KubeRequestSpawner(ApprovalGate, KubeSpawner):
         pod.tolerations = [*base["tolerations"], *res.tolerations]
         pod.extra_labels = {**base["extra_labels"], **res.labels}
         pod.extra_annotations = {**base["extra_annotations"], **res.annotations}
+        self._harden(self.hardening(), base)
         pod.extra_pod_config = {
             **base["extra_pod_config"],
+            **hardening.pod_spec_fields(self.hardening()),
             "activeDeadlineSeconds": res.deadline_seconds,
+        }
+
+    def _harden(self, h: Hardening, base: dict[str, Any]) -> None:
+        """Apply `h` over the operator's settings: where they disagree, the hardening wins."""
+        pod: Any = self
+        csc = hardening.container_security_context(h)
+        pod.uid, pod.gid, pod.fs_gid = h.uid, h.gid, h.gid
+        pod.privileged = False
+        pod.allow_privilege_escalation = False
+        pod.container_security_context = csc
+        pod.pod_security_context = hardening.pod_security_context(h)
+        pod.automount_service_account_token = False
+        ours = {v["name"] for v in hardening.volumes(h)}
+        pod.volumes = [
+            *(v for v in base["volumes"] if v.get("name") not in ours),
+            *hardening.volumes(h),
+        ]
+        paths = {m["mountPath"] for m in hardening.volume_mounts(h)}
+        pod.volume_mounts = [
+            *(
+                m
+                for m in base["volume_mounts"]
+                if m.get("name") not in ours and m.get("mountPath") not in paths
+            ),
+            *hardening.volume_mounts(h),
+        ]
+        pod.extra_container_config = {
+            **base["extra_container_config"],
+            "securityContext": csc,
+            "workingDir": h.scratch_path,
         }
