@@ -1,0 +1,126 @@
+"""OpenBao sealed or stopped, SeaweedFS stopped: grants fail closed with a message that says so,
+notebooks get a DataError, nothing is recorded as read that was not, and everything recovers
+without restarting the service once the store is back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.campaign.conftest import ServiceProcess, Stores
+from tests.mocking import token_for
+from workbench import data
+
+Launch = Callable[..., ServiceProcess]
+
+
+def events(svc: ServiceProcess, action: str) -> list[dict[str, object]]:
+    db = sqlite3.connect(svc.home / "workbench.sqlite")
+    try:
+        rows = db.execute("SELECT body FROM audit_events ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    return [e for (b,) in rows if (e := json.loads(b))["action"] == action]
+
+
+def granted_eventually(
+    svc: ServiceProcess, rid: int, user: str = "alice", timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while (r := svc.grant(rid, user=user)).status_code != 201:
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.5)
+
+
+def test_sealed_openbao_fails_closed_and_recovers(launch: Launch, stores: Stores) -> None:
+    svc = launch()
+    rid = svc.approved()
+    assert svc.grant(rid).status_code == 201
+    stores.seal()
+    try:
+        r = svc.grant(rid)
+        assert r.status_code == 503, r.text
+        assert "credentials" not in r.json()
+        assert "OpenBao" in r.json()["error"] and "sealed" in r.json()["error"]
+    finally:
+        stores.unseal()
+    granted_eventually(svc, rid)
+    failed = [e for e in events(svc, "grant.issue") if e.get("outcome") == "error"]
+    assert failed and "sealed" in str(failed[-1]["reason"])  # the refusal is on record
+
+
+def test_stopped_openbao_fails_closed_and_recovers(launch: Launch, stores: Stores) -> None:
+    svc = launch()
+    rid = svc.approved()
+    assert svc.grant(rid).status_code == 201
+    stores.stop_bao()
+    try:
+        r = svc.grant(rid)
+        assert r.status_code == 503, r.text
+        assert "credentials" not in r.json()
+        assert "OpenBao" in r.json()["error"], r.json()
+        # a request never seen before needs a token minted: refused the same way
+        rid2 = svc.approved(user="bob")
+        r = svc.grant(rid2, user="bob")
+        assert r.status_code == 503 and "OpenBao" in r.json()["error"], r.text
+    finally:
+        stores.start_bao()  # same ports; unsealed and configured as `workbench up` does
+    granted_eventually(svc, rid)
+    granted_eventually(svc, rid2, "bob")
+
+
+def test_stopped_seaweedfs_gives_a_data_error_and_records_no_read(
+    launch: Launch, stores: Stores
+) -> None:
+    svc = launch()
+    rid = svc.approved()
+    client = data.Client(rid, api_url=svc.url, token=token_for("alice"))
+    ds = client.open("acme/calls")
+    assert isinstance(ds, data.ObjectDataset)
+    keys = ds.files()
+    assert keys
+    ds.read(keys[0])
+    ds.flush()
+    before = events(svc, "data.read")
+    stores.stop_seaweed()
+    try:
+        with pytest.raises(data.DataError) as err:
+            for key in keys:
+                ds.read(key)
+        message = str(err.value)
+        assert message.startswith("could not read acme/calls/") and "endpoint" in message.lower()
+        assert len(message) < 500
+        ds.flush()
+        after = events(svc, "data.read")
+        read_keys = [k for e in after[len(before) :] for k in e["detail"]["objects"]]  # type: ignore[index]
+        assert keys[1] not in read_keys and read_keys in ([], [keys[0]]), read_keys
+    finally:
+        stores.start_seaweed()
+    assert ds.read(keys[1])  # the same client recovers
+    client.flush()
+
+
+LISTING_BUG = (
+    "workbench.data ObjectDataset.files() (and so records() and frame(), which list first) "
+    "does not turn S3 failures into DataError: with SeaweedFS stopped a notebook gets "
+    "botocore.exceptions.EndpointConnectionError with a traceback through workbench/data.py, "
+    "where read() says `could not read acme/calls/KEY: ...`"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=LISTING_BUG)
+def test_listing_with_seaweedfs_stopped_is_a_data_error(launch: Launch, stores: Stores) -> None:
+    svc = launch()
+    rid = svc.approved()
+    ds = data.Client(rid, api_url=svc.url, token=token_for("alice")).open("acme/calls")
+    assert isinstance(ds, data.ObjectDataset)
+    stores.stop_seaweed()
+    try:
+        with pytest.raises(data.DataError, match="acme/calls"):
+            ds.files()
+    finally:
+        stores.start_seaweed()
