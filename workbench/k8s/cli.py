@@ -2,6 +2,9 @@
 
     workbench k8s render --request 7                  # a request in the service database
     workbench k8s render --profile gpu-1 --tenant acme --nodes 2 --format json
+    workbench k8s render --profile cpu-small --only cluster | kubectl apply -f -
+
+A hypothetical request (--profile) has id 0. Secret values (the job's token) are REDACTED.
 
 The cluster settings (namespace, images, GPU pools, hardening, network endpoints) are
 `KubeJobBackend`'s, from HOME/workbench_config.py.
@@ -15,7 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.k8s.pods import Workload
-from workbench.k8s.render import PARTS, RenderInput, Unsafe, dump, profile_from_spec, render
+from workbench.k8s.render import (
+    ALL_PARTS,
+    PARTS,
+    RenderInput,
+    Unsafe,
+    dump,
+    profile_from_spec,
+    render,
+)
 
 if TYPE_CHECKING:
     from workbench.config import Settings
@@ -44,7 +55,11 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     r.add_argument("--nodes", type=int, default=1, help="nodes of the job (>1: torchrun)")
     r.add_argument("--job-id", type=int, default=1, help="id the job would have")
     r.add_argument(
-        "--only", choices=PARTS, action="append", help="print only these parts (repeatable)"
+        "--only",
+        choices=ALL_PARTS,
+        action="append",
+        help="""print only these parts (repeatable; default: pod, job, policy; cluster: the
+        namespace, the hub's Role and the NetworkPolicies, once per install)""",
     )
     r.add_argument("--format", choices=("yaml", "json"), default="yaml")
     r.set_defaults(fn=cmd_render)
@@ -52,10 +67,15 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
 
 def cmd_render(args: argparse.Namespace) -> int:
     from workbench.config import default_home, settings_for
+    from workbench.errors import ConfigError
     from workbench.jobs.kube import KubeJobBackend
 
     home: Path = (args.home or default_home()).resolve()
-    settings = settings_for(home)
+    try:
+        settings = settings_for(home)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.nodes < 1:
         print("error: --nodes must be at least 1", file=sys.stderr)
         return 2

@@ -87,13 +87,14 @@ def endpoint_from_dict(name: str, spec: Mapping[str, Any]) -> Endpoint:
     )
 
 
-# Where zero-to-jupyterhub's hub and proxy run, and where the workbench chart puts the service,
-# the object store, the secret store and PostgreSQL by default (docs/deploy-kubernetes.md).
+# Where zero-to-jupyterhub's hub runs (the workbench service is a managed service in the hub
+# pod, port 10101), and where docs/deploy-kubernetes.md installs the object store, the secret
+# store and PostgreSQL. Override with `c.KubeJobBackend.endpoints`.
 DEFAULT_ENDPOINTS: dict[str, dict[str, Any]] = {
     "hub": {"port": 8081, "pod_labels": {"app": "jupyterhub", "component": "hub"}},
     "workbench-service": {
         "port": 10101,
-        "pod_labels": {"app.kubernetes.io/name": "workbench-service"},
+        "pod_labels": {"app": "jupyterhub", "component": "hub"},
     },
     "object-store": {
         "port": 8333,

@@ -14,15 +14,17 @@ import yaml
 
 from workbench.config import Profile
 from workbench.jobs.backend import JobSpec
+from workbench.k8s.cluster import cluster_manifests
 from workbench.k8s.jobs import job_manifests
 from workbench.k8s.network import workload_policies
 from workbench.k8s.pods import Workload, notebook_pod
 from workbench.k8s.restricted import pod_spec_of, workbench_violations
 from workbench.k8s.settings import ClusterSettings
 
-__all__ = ["RenderInput", "Unsafe", "dump", "render"]
+__all__ = ["ALL_PARTS", "PARTS", "RenderInput", "Unsafe", "dump", "render"]
 
-PARTS = ("pod", "job", "policy")
+PARTS = ("pod", "job", "policy")  # printed by default
+ALL_PARTS = (*PARTS, "cluster")  # cluster: namespace, RBAC and policies, once per install
 
 
 class Unsafe(ValueError):
@@ -69,10 +71,12 @@ def render(r: RenderInput, s: ClusterSettings) -> list[dict[str, Any]]:
         out.append(notebook_pod(r.workload, s, r.api_url))
     if "job" in r.parts:
         out += job_manifests(job_spec(r), s, redact=True)
-    if "policy" in r.parts:
+    if "policy" in r.parts and "cluster" not in r.parts:
         out += workload_policies(
             s.namespace, s.endpoints, label_prefix=s.label_prefix, notebook_port=s.notebook_port
         )
+    if "cluster" in r.parts:
+        out += cluster_manifests(s)
     bad = [
         f"{m['kind']} {m['metadata']['name']}: {v}"
         for m in out
