@@ -8,6 +8,7 @@ unwritable, the secret store sealed."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,20 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
+import hvac
+import hvac.exceptions
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from tests.access.conftest import PG_URL, RunningBao, start_bao
 from tests.conftest import Service, make_config
 from tests.fixtures.seaweed import Seaweed, running_seaweed
 from tests.mocking import token_for
 from workbench import data
+from workbench.access.models import Grant, RequestToken
 from workbench.access.secrets import OpenBaoStore
+from workbench.actor import Actor
 from workbench.audit import Filters
 from workbench.audit import query as q
 from workbench.config import settings_for
 from workbench.embedded.openbao import libpq_url
+from workbench.errors import Conflict, Forbidden
+from workbench.scopes import ROLE_SCOPES
 from workbench.service.context import Workbench
 
 BODY = {"datasets": ["calls", "accounts"], "purpose": "Churn model", "profile": "cpu-small"}
@@ -284,3 +291,122 @@ def test_forged_or_missing_token_gets_nothing(service: Service) -> None:
         forged = anon.post("grants", json=body, headers={"Authorization": "token forged"})
         assert forged.status_code == 401
     assert events(service, action="grant.issue", outcome="ok") == []
+
+
+# -- per-job grants ------------------------------------------------------------------------------
+
+ALICE = Actor("alice", frozenset(ROLE_SCOPES["researcher"]), "127.0.0.1")
+
+
+def sql_login(grant: dict[str, Any]) -> psycopg.Connection[Any]:
+    loc, cred = grant["location"], grant["credentials"]
+    return psycopg.connect(
+        host=loc["host"],
+        port=loc["port"],
+        dbname=loc["database"],
+        user=cred["username"],
+        password=cred["password"],
+        connect_timeout=5,
+    )
+
+
+def assert_login_gone(grant: dict[str, Any]) -> None:
+    """The login is dropped when its token is revoked (OpenBao revokes leases right after)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            sql_login(grant).close()
+        except psycopg.OperationalError as e:
+            assert "does not exist" in str(e) or "authentication failed" in str(e)
+            return
+        assert time.monotonic() < deadline, f"{grant['credentials']['username']} still logs in"
+        time.sleep(0.2)
+
+
+def tokens_of(service: Service, rid: int) -> list[RequestToken]:
+    with service.wb.sessions() as s:
+        return list(s.scalars(select(RequestToken).where(RequestToken.request_id == rid)))
+
+
+def test_a_jobs_grant_uses_a_token_of_its_own(service: Service, stores: DataStack) -> None:
+    broker = service.wb.broker
+    rid = approved(service)
+    server = broker.grant(ALICE, rid, "acme/accounts")
+    job = broker.grant(ALICE, rid, "acme/accounts", job_id=7)
+    assert job["job_id"] == 7 and job["tenant"] == "acme"
+    tokens = {t.job_id: t for t in tokens_of(service, rid)}
+    assert set(tokens) == {None, 7}
+    assert tokens[None].accessor != tokens[7].accessor
+    looked_up = stores.bao.root.auth.token.lookup_accessor(tokens[7].accessor)["data"]
+    assert looked_up["policies"] == ["tenant-acme"]
+    assert looked_up["meta"]["job_id"] == "7" and looked_up["meta"]["request_id"] == str(rid)
+    with service.wb.sessions() as s:
+        row = s.get(Grant, job["id"])
+        assert row is not None and row.job_id == 7 and row.resource == "job:7"
+    event = events(service, action="grant.issue", request_id=rid)[0]
+    assert event["resource"] == "job:7" and event["detail"]["job_id"] == 7
+    for grant in (server, job):
+        with sql_login(grant) as conn:
+            assert conn.execute("SELECT count(*) FROM tenant_acme.accounts").fetchone()[0] > 0  # type: ignore[index]
+        with sql_login(grant) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM tenant_globex.accounts")
+    # a second grant of the same job reuses the job's token
+    broker.grant(ALICE, rid, "acme/calls", job_id=7)
+    assert len(tokens_of(service, rid)) == 2
+
+
+def test_revoking_a_job_ends_its_credentials_and_nothing_else(
+    service: Service, stores: DataStack
+) -> None:
+    broker = service.wb.broker
+    rid = approved(service)
+    server = broker.grant(ALICE, rid, "acme/accounts")
+    job = broker.grant(ALICE, rid, "acme/accounts", job_id=8)
+    job_token = broker._tokens[(rid, 8)].token
+    broker.revoke_job(8)
+    assert_login_gone(job)
+    with pytest.raises(hvac.exceptions.Forbidden):  # the job's token is unusable
+        hvac_client(stores, job_token).auth.token.lookup_self()
+    with sql_login(server) as conn:  # the server's grant keeps working
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert "access_key_id" in broker.grant(ALICE, rid, "acme/calls")["credentials"]
+    with pytest.raises(Conflict, match="job 8 has ended"):
+        broker.grant(ALICE, rid, "acme/calls", job_id=8)
+    revoked = events(service, action="token.revoke", request_id=rid)
+    assert [(e["resource"], e["detail"]["reason"]) for e in revoked] == [("job:8", "job ended")]
+    broker.revoke_job(8)  # idempotent: nothing more to revoke, nothing more recorded
+    assert len(events(service, action="token.revoke", request_id=rid)) == 1
+    revoked_rows = [t for t in tokens_of(service, rid) if t.revoked_at is not None]
+    assert [t.job_id for t in revoked_rows] == [8]
+
+
+def test_a_job_token_stays_with_its_request(service: Service) -> None:
+    broker = service.wb.broker
+    first, second = approved(service), approved(service)
+    broker.grant(ALICE, first, "acme/calls", job_id=9)
+    broker._tokens.clear()  # as after a restart: the database decides
+    with pytest.raises(Forbidden, match="not a job of request"):
+        broker.grant(ALICE, second, "acme/calls", job_id=9)
+
+
+def test_ending_the_request_revokes_its_jobs_tokens(service: Service, stores: DataStack) -> None:
+    broker = service.wb.broker
+    rid = approved(service)
+    job = broker.grant(ALICE, rid, "acme/accounts", job_id=10)
+    server = broker.grant(ALICE, rid, "acme/accounts")
+    with service.client("maria") as m:
+        assert m.post(f"requests/{rid}/revoke", json={}).json()["state"] == "revoked"
+    assert_login_gone(job)
+    assert_login_gone(server)
+    assert all(t.revoked_at is not None for t in tokens_of(service, rid))
+    revoked = events(service, action="token.revoke", request_id=rid)
+    assert sorted((e["resource"] or "", e["detail"]["reason"]) for e in revoked) == [
+        ("", "request ended"),
+        ("job:10", "request ended"),
+    ]
+
+
+def hvac_client(stores: DataStack, token: str) -> hvac.Client:
+    client = hvac.Client(url=stores.bao.bao.addr, token=token, timeout=10)
+    client.session.trust_env = False
+    return client

@@ -296,3 +296,20 @@ def test_record_fails_closed_on_a_read_only_sqlite_file(tmp_path: Path) -> None:
     finally:
         log.close()
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_that_died_while_idle_is_replaced(audit_pg_url: str) -> None:
+    """No ping per checkout (`pool_pre_ping`); a connection idle past `ping_idle_seconds` is
+    pinged, and one the server dropped meanwhile is replaced without the caller noticing."""
+    engine = make_engine(audit_pg_url, pool_size=1, max_overflow=0, ping_idle_seconds=0.2)
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with make_engine(audit_pg_url).connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        time.sleep(0.3)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        engine.dispose()

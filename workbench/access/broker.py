@@ -5,6 +5,9 @@ Order of a grant (invariant 1): check the request; write the grant row and its a
 one committed transaction; only then ask the secret store, with a token minted for that request
 whose policy reaches only that tenant's paths (invariant 2: a bug here still cannot fetch
 another tenant's secret). Ending a request revokes its tokens, and with them their leases.
+
+A job's grants use a token minted for that job alone (same tenant policy, no longer than its
+request), so that ending the job (`revoke_job`) revokes its credentials and nothing else.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from workbench.access.models import Grant, RequestToken
 from workbench.actor import Actor
@@ -47,7 +50,9 @@ class Secrets(Protocol):
     """What the broker needs of a secret store (workbench.access.secrets.SecretStore)."""
 
     def ensure_tenant(self, tenant: str) -> None: ...
-    def mint_request_token(self, request_id: int, tenant: str, ttl_seconds: int) -> Any: ...
+    def mint_request_token(
+        self, request_id: int, tenant: str, ttl_seconds: int, job_id: int | None = None
+    ) -> Any: ...
     def read_s3_keys(self, token: str, tenant: str) -> dict[str, str]: ...
     def sql_credentials(self, token: str, tenant: str, ttl_seconds: int) -> Any: ...
     def revoke_token(self, accessor: str) -> None: ...
@@ -101,17 +106,37 @@ class Broker:
         self.objects = objects
         self.sql = sql
         self.grant_seconds = grant_seconds
-        self._tokens: dict[int, Any] = {}  # request id → minted token (kept in memory only)
+        # (request id, job id or None) → minted token, kept in memory only
+        self._tokens: dict[tuple[int, int | None], Any] = {}
+        self._ended_jobs: set[int] = set()
         self._lock = threading.Lock()
 
     # -- the grant --------------------------------------------------------------------------
 
     def grant(
-        self, actor: Actor, request_id: int, dataset: str, resource: str | None = None
+        self,
+        actor: Actor,
+        request_id: int,
+        dataset: str,
+        resource: str | None = None,
+        *,
+        job_id: int | None = None,
     ) -> dict[str, Any]:
+        """Credentials for `dataset` under `request_id`, once the grant is on record.
+
+        With `job_id` the credential comes from a token minted for that job alone (revoked by
+        `revoke_job`), the grant row carries the job, and the event's resource is `job:<id>`.
+        The caller (the jobs service) vouches that the job belongs to the request.
+        """
         now = utcnow()
+        if job_id is not None and resource is None:
+            resource = f"job:{job_id}"
+        # One transaction, one statement each: the request (its decisions are not needed),
+        # the grant row, the chain's tail and the event. Commit makes the grant durable.
         with self.sessions.begin() as s:
-            req = s.get(AccessRequest, request_id)
+            conn = s.connection()
+            row = conn.execute(_REQUEST, {"id": request_id}).first()
+            req = _Request(*row) if row is not None else None
             tenant, name = split_dataset(dataset, req.tenant if req else "")
             kind = self._check(actor, req, tenant, name, now)
             assert req is not None
@@ -125,29 +150,46 @@ class Broker:
                 resource=resource,
                 issued_at=now,
                 expires_at=expires,
+                job_id=job_id,
             )
-            s.add(grant)
-            s.flush()
+            grant.id = conn.execute(
+                _INSERT_GRANT,
+                {
+                    "request_id": grant.request_id,
+                    "actor": grant.actor,
+                    "tenant": grant.tenant,
+                    "dataset": grant.dataset,
+                    "kind": grant.kind,
+                    "resource": grant.resource,
+                    "issued_at": grant.issued_at,
+                    "expires_at": grant.expires_at,
+                    "job_id": grant.job_id,
+                },
+            ).scalar_one()
             event = _grant_event(actor, req, tenant, name, resource=resource)
             event.detail = {"grant_id": grant.id, "kind": kind, "expires_at": str(expires)}
-            self.audit.append(s.connection(), [event])
-            out = grant.as_dict()
-            remaining = int((expires - now).total_seconds())
+            if job_id is not None:
+                event.detail["job_id"] = job_id
+            self.audit.append(conn, [event])
+        out = grant.as_dict()
+        remaining = int((expires - now).total_seconds())
         # committed: the grant is on record; only now may a credential leave
         try:
-            credentials, location = self._credentials(req, tenant, name, kind, remaining)
+            credentials, location = self._credentials(req, tenant, name, kind, remaining, job_id)
         except WorkbenchError as e:
-            self._record_failure(actor, req, tenant, name, grant.id, e.message)
+            self._record_failure(actor, req, tenant, name, grant.id, e.message, resource)
             raise
         except Exception as e:  # the secret store misbehaved: fail closed, say so
-            self._record_failure(actor, req, tenant, name, grant.id, str(e))
+            self._record_failure(actor, req, tenant, name, grant.id, str(e), resource)
             raise Unavailable(
                 f"the secret store could not issue credentials: {e}", tenant=tenant
             ) from e
+        if job_id is not None:
+            out["job_id"] = job_id
         return {**out, "credentials": credentials, "location": location}
 
     def _check(
-        self, actor: Actor, req: AccessRequest | None, tenant: str, name: str, now: datetime
+        self, actor: Actor, req: _Request | None, tenant: str, name: str, now: datetime
     ) -> str:
         """Raise unless `actor` may have `tenant/name` under `req`; return the dataset's kind.
         Each refusal names the tenant whose data was asked for, so it is filed under it."""
@@ -182,9 +224,9 @@ class Broker:
         return dataset.kind
 
     def _credentials(
-        self, req: AccessRequest, tenant: str, name: str, kind: str, ttl: int
+        self, req: _Request, tenant: str, name: str, kind: str, ttl: int, job_id: int | None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        token = self._request_token(req)
+        token = self._token(req, job_id)
         if kind == "table":
             if self.sql is None:
                 raise Unavailable("SQL datasets are not configured here", tenant=tenant)
@@ -202,11 +244,13 @@ class Broker:
             self.objects.location(tenant, name),
         )
 
-    def _request_token(self, req: AccessRequest) -> Any:
-        """The request's secret-store token: minted once, reused until shortly before it
-        expires, recorded by accessor so that ending the request revokes it."""
+    def _token(self, req: _Request, job_id: int | None) -> Any:
+        """The secret-store token of the request (or of one job of it): minted once, reused
+        until shortly before it expires, recorded by accessor so that ending the request (or
+        the job) revokes it. Minting holds the lock, so `revoke_job` cannot miss a token."""
+        key = (req.id, job_id)
         with self._lock:
-            cached = self._tokens.get(req.id)
+            cached = self._tokens.get(key)
             now = utcnow()
             if cached is not None and (cached.expires_at - now).total_seconds() > 60:
                 return cached
@@ -214,8 +258,10 @@ class Broker:
             ttl = int((req.expires_at - now).total_seconds())
             if ttl <= 0:
                 raise Conflict(f"request {req.id} has expired", tenant=req.tenant)
+            if job_id is not None:
+                self._check_job_open(req, job_id)
             self.secrets.ensure_tenant(req.tenant)
-            minted = self.secrets.mint_request_token(req.id, req.tenant, ttl)
+            minted = self.secrets.mint_request_token(req.id, req.tenant, ttl, job_id=job_id)
             with self.sessions.begin() as s:
                 s.add(
                     RequestToken(
@@ -224,15 +270,40 @@ class Broker:
                         tenant=req.tenant,
                         created_at=now,
                         expires_at=minted.expires_at,
+                        job_id=job_id,
                     )
                 )
-            self._tokens[req.id] = minted
+            self._tokens[key] = minted
             return minted
 
+    def _check_job_open(self, req: _Request, job_id: int) -> None:
+        """Refuse a token for a job that ended, or that holds tokens of another request."""
+        ended = Conflict(f"job {job_id} has ended; it gets no more credentials", tenant=req.tenant)
+        if job_id in self._ended_jobs:
+            raise ended
+        with self.sessions() as s:
+            rows = s.execute(
+                select(RequestToken.request_id, RequestToken.revoked_at).where(
+                    RequestToken.job_id == job_id
+                )
+            ).all()
+        if any(rid != req.id for rid, _ in rows):
+            raise Forbidden(f"job {job_id} is not a job of request {req.id}", tenant=req.tenant)
+        if any(revoked is not None for _, revoked in rows):
+            self._ended_jobs.add(job_id)
+            raise ended
+
     def _record_failure(
-        self, actor: Actor, req: AccessRequest, tenant: str, name: str, grant_id: int, why: str
+        self,
+        actor: Actor,
+        req: _Request,
+        tenant: str,
+        name: str,
+        grant_id: int,
+        why: str,
+        resource: str | None,
     ) -> None:
-        event = _grant_event(actor, req, tenant, name, resource=None)
+        event = _grant_event(actor, req, tenant, name, resource=resource)
         event.outcome, event.reason = "error", f"no credential was issued: {why}"
         event.detail = {"grant_id": grant_id}
         try:
@@ -243,27 +314,58 @@ class Broker:
     # -- ending -----------------------------------------------------------------------------
 
     def revoke_ended(self) -> list[str]:
-        """Revoke the tokens (and so the leases) of every request that is no longer active.
-        Idempotent; the reaper calls it, and so does every decision that ends a request."""
+        """Revoke the tokens (and so the leases) of every request that is no longer active,
+        its jobs' tokens included. Idempotent; the reaper calls it, and so does every decision
+        that ends a request."""
         now = utcnow()
         with self.sessions() as s:
             rows = s.execute(
                 select(RequestToken, AccessRequest)
                 .join(AccessRequest, AccessRequest.id == RequestToken.request_id)
+                .options(lazyload(AccessRequest.decisions))
                 .where(RequestToken.revoked_at.is_(None))
             ).all()
-            due = [(t.accessor, t.request_id, r.tenant) for t, r in rows if not r.is_active(now)]
+            due = [
+                _Due(t.accessor, t.request_id, r.tenant, t.job_id)
+                for t, r in rows
+                if not r.is_active(now)
+            ]
+        return self._revoke(due, "request ended")
+
+    def revoke_job(self, job_id: int) -> None:
+        """Revoke the tokens (and so the leases and SQL logins) minted for job `job_id`, and
+        refuse it credentials from now on. Idempotent: a job already ended records nothing."""
+        with self._lock:  # no token of this job is being minted while we look
+            self._ended_jobs.add(job_id)
+            for key in [k for k in self._tokens if k[1] == job_id]:
+                del self._tokens[key]
+        with self.sessions() as s:
+            rows = s.execute(
+                select(RequestToken).where(
+                    RequestToken.job_id == job_id, RequestToken.revoked_at.is_(None)
+                )
+            ).scalars()
+            due = [_Due(t.accessor, t.request_id, t.tenant, t.job_id) for t in rows]
+        failed = len(due) - len(self._revoke(due, "job ended"))
+        if failed:
+            raise Unavailable(
+                f"could not revoke {failed} token(s) of job {job_id}; the reaper tries again"
+            )
+
+    def _revoke(self, due: list[_Due], reason: str) -> list[str]:
+        """Revoke each token in `due`, mark it revoked and record `token.revoke` with
+        `reason`; return the accessors revoked (a failure is left for the next round)."""
         revoked = []
-        for accessor, request_id, tenant in due:
+        for tok in due:
             try:
-                self.secrets.revoke_token(accessor)
+                self.secrets.revoke_token(tok.accessor)
             except Exception as e:  # the next round tries again
-                log.warning("could not revoke token of request %s: %s", request_id, e)
+                log.warning("could not revoke token of request %s: %s", tok.request_id, e)
                 continue
             with self.sessions.begin() as s:
-                tok = s.get(RequestToken, accessor)
-                if tok is not None:
-                    tok.revoked_at = utcnow()
+                row = s.get(RequestToken, tok.accessor)
+                if row is not None:
+                    row.revoked_at = utcnow()
                 self.audit.append(
                     s.connection(),
                     [
@@ -271,15 +373,19 @@ class Broker:
                             action="token.revoke",
                             actor="workbench",
                             role="system",
-                            tenant=tenant,
-                            request_id=request_id,
-                            detail={"reason": "request ended"},
+                            tenant=tok.tenant,
+                            request_id=tok.request_id,
+                            resource=f"job:{tok.job_id}" if tok.job_id is not None else None,
+                            detail={"reason": reason},
                         )
                     ],
                 )
             with self._lock:
-                self._tokens.pop(request_id, None)
-            revoked.append(accessor)
+                key = (tok.request_id, tok.job_id)
+                cached = self._tokens.get(key)
+                if cached is not None and cached.accessor == tok.accessor:
+                    del self._tokens[key]
+            revoked.append(tok.accessor)
         return revoked
 
     def list_grants(self, actor: Actor, request_id: int | None = None) -> list[dict[str, Any]]:
@@ -295,8 +401,49 @@ class Broker:
             return g.as_dict() if g is not None and g.actor == actor.name else None
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What a grant needs of its access request: a row, cheaper than the ORM object."""
+
+    id: int
+    requester: str
+    tenant: str
+    datasets: list[str]
+    purpose: str
+    state: str
+    expires_at: datetime | None
+
+    def is_active(self, now: datetime) -> bool:
+        return (
+            self.state == State.APPROVED and self.expires_at is not None and now < self.expires_at
+        )
+
+
+# Built once: building a statement costs more Python than running this one does.
+_REQUEST = select(
+    AccessRequest.id,
+    AccessRequest.requester,
+    AccessRequest.tenant,
+    AccessRequest.datasets,
+    AccessRequest.purpose,
+    AccessRequest.state,
+    AccessRequest.expires_at,
+).where(AccessRequest.id == bindparam("id"))
+_INSERT_GRANT = insert(Grant).returning(Grant.id)
+
+
+@dataclass(frozen=True)
+class _Due:
+    """A token to revoke."""
+
+    accessor: str
+    request_id: int
+    tenant: str
+    job_id: int | None
+
+
 def _grant_event(
-    actor: Actor, req: AccessRequest, tenant: str, name: str, resource: str | None
+    actor: Actor, req: _Request, tenant: str, name: str, resource: str | None
 ) -> AuditEvent:
     return AuditEvent(
         action="grant.issue",

@@ -40,6 +40,7 @@ BROKER_POLICY = "workbench-broker"
 # Tenant names become policy, role, path and schema names: no room for globs, dots or slashes.
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 KUBERNETES_JWT = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+CLIENT_CACHE = 1024  # request tokens whose hvac client is kept
 
 
 def policies_dir() -> Path:
@@ -163,7 +164,8 @@ class SecretStore(LoggingConfigurable):
 
     - `ensure_tenant(tenant)`: provision the tenant's policy (and roles, keys); idempotent, cheap
       when already done, called lazily on a tenant's first grant.
-    - `mint_request_token(request_id, tenant, ttl_seconds) -> RequestToken`
+    - `mint_request_token(request_id, tenant, ttl_seconds, job_id=None) -> RequestToken`:
+      one token per request, or per job of a request
     - `read_s3_keys(token, tenant) -> dict` and `sql_credentials(token, tenant, ttl_seconds)`:
       read with the request token, never with the store's own credentials.
     - `revoke_token(accessor)` (and its leases), `revoke_lease(lease_id)`.
@@ -175,7 +177,9 @@ class SecretStore(LoggingConfigurable):
     def ensure_tenant(self, tenant: str) -> None:
         raise NotImplementedError
 
-    def mint_request_token(self, request_id: int, tenant: str, ttl_seconds: int) -> RequestToken:
+    def mint_request_token(
+        self, request_id: int, tenant: str, ttl_seconds: int, job_id: int | None = None
+    ) -> RequestToken:
         raise NotImplementedError
 
     def read_s3_keys(self, token: str, tenant: str) -> dict[str, str]:
@@ -294,14 +298,20 @@ class OpenBaoStore(SecretStore):
         self._refresh_at = 0.0  # monotonic time to renew or log in again
         self._provisioned: set[str] = set()
         self._session: Any = None  # one requests.Session (keep-alive) for every token
+        self._clients: dict[str, hvac.Client] = {}  # token → its client, oldest first
 
     # -- clients ----------------------------------------------------------------------
 
     def _client(self, token: str | None) -> hvac.Client:
-        """An hvac client for `token`, sharing one HTTP session (cheap to make per call)."""
+        """An hvac client for `token`, sharing one HTTP session; request tokens' clients are
+        kept (a grant's read then costs one keep-alive HTTP call and no set-up)."""
         import hvac
         import requests
 
+        if token is not None:
+            client = self._clients.get(token)
+            if client is not None:
+                return client
         if self._session is None:
             with self._lock:
                 if self._session is None:
@@ -310,7 +320,13 @@ class OpenBaoStore(SecretStore):
                     # hvac takes `verify` from a given session (over its own argument).
                     session.verify = self.ca_cert or True
                     self._session = session
-        return hvac.Client(url=self.url, token=token, timeout=self.timeout, session=self._session)
+        client = hvac.Client(url=self.url, token=token, timeout=self.timeout, session=self._session)
+        if token is not None:
+            with self._lock:
+                if len(self._clients) >= CLIENT_CACHE:
+                    self._clients.pop(next(iter(self._clients)))  # the oldest
+                self._clients[token] = client
+        return client
 
     def _service(self) -> hvac.Client:
         """The client with the service's own token; renewed or logged in again when due."""
@@ -458,9 +474,12 @@ class OpenBaoStore(SecretStore):
 
     # -- request tokens ----------------------------------------------------------------
 
-    def mint_request_token(self, request_id: int, tenant: str, ttl_seconds: int) -> RequestToken:
-        """A token for one request whose only policy is `tenant-<tenant>`, living at most
-        `ttl_seconds` (the request's remaining time) and at most grant_max_ttl.
+    def mint_request_token(
+        self, request_id: int, tenant: str, ttl_seconds: int, job_id: int | None = None
+    ) -> RequestToken:
+        """A token for one request (or, with `job_id`, for one job of it alone) whose only
+        policy is `tenant-<tenant>`, living at most `ttl_seconds` (the request's remaining
+        time) and at most grant_max_ttl.
 
         POST auth/token/create/<grant_role>.
         """
@@ -471,12 +490,17 @@ class OpenBaoStore(SecretStore):
         self.ensure_tenant(tenant)
         ttl = min(int(ttl_seconds), self.grant_max_ttl)
         now = datetime.now(UTC)
-        with self._errors(f"mint a token for request {request_id}", tenant=tenant, service=True):
+        meta = {"request_id": str(request_id), "tenant": tenant}
+        name = f"request-{request_id}"
+        if job_id is not None:
+            meta["job_id"] = str(job_id)
+            name += f"-job-{job_id}"
+        with self._errors(f"mint a token for {name}", tenant=tenant, service=True):
             resp = self._service().auth.token.create(
                 role_name=self.grant_role,
                 policies=[policy_name(tenant)],
-                meta={"request_id": str(request_id), "tenant": tenant},
-                display_name=f"request-{request_id}",
+                meta=meta,
+                display_name=name,
                 no_default_policy=True,
                 renewable=False,
                 ttl=f"{ttl}s",

@@ -121,10 +121,13 @@ def _lock_chain(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
 
 
+# Built once: building a statement costs more Python than running this one does.
+_TAIL = select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+_INSERT = insert(audit_events)
+
+
 def _tail(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(
-        select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
-    ).first()
+    row = conn.execute(_TAIL).first()
     return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
 
@@ -143,9 +146,7 @@ def _insert(conn: Connection, rows: list[_Row]) -> None:
     if conn.dialect.driver == "psycopg":
         conn.exec_driver_sql(PG_INSERT, columns)
     else:
-        conn.execute(
-            insert(audit_events), [{"seq": r.seq, "body": r.body, "hash": r.hash} for r in rows]
-        )
+        conn.execute(_INSERT, [{"seq": r.seq, "body": r.body, "hash": r.hash} for r in rows])
 
 
 class AuditLog:
