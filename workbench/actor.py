@@ -12,7 +12,9 @@ class Actor:
     name: str
     scopes: frozenset[str] = field(default_factory=frozenset)
     client: str | None = None
-    kind: str = "user"  # or "service"
+    kind: str = "user"  # or "service", or "job" (a job's own token)
+    job_id: int | None = None  # set for a job: it may act only under its own request
+    request_id: int | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes

@@ -8,6 +8,7 @@ is the demo catalog of DESIGN.md.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from workbench.access.objects import S3ObjectStore
 from workbench.access.secrets import OpenBaoStore
 from workbench.embedded.openbao import EmbeddedOpenBao
 from workbench.errors import ConfigError
+from workbench.jobs.local import LocalJobBackend
 
 CONFIG_FILE = "workbench_config.py"
 
@@ -47,6 +49,18 @@ class Tenant:
     managers: tuple[str, ...]
     approvals_required: int = 1
     display_name: str = ""
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_BYTES = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", re.IGNORECASE)
+
+
+def memory_bytes(text: str) -> int:
+    """`16G` → bytes (1024-based, like JupyterHub's ByteSpecification); ValueError otherwise."""
+    match = _BYTES.fullmatch(text)
+    if not match:
+        raise ValueError(f"not an amount of memory: {text!r} (use e.g. 512M or 16G)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
 @dataclass(frozen=True)
@@ -255,12 +269,38 @@ class DataSettings(Configurable):
         return os.environ.get("WORKBENCH_DATA_SQL_URL", "")
 
 
+class JobSettings(Configurable):
+    """Where jobs run and how the service follows them."""
+
+    backend_class = Type(
+        "workbench.jobs.local.LocalJobBackend",
+        klass="workbench.jobs.backend.JobBackend",
+        help="""The job backend: local processes (embedded default) or Kubernetes Jobs
+        (workbench.jobs.kube.KubeJobBackend).""",
+    ).tag(config=True)
+    api_url = Unicode(
+        help="""The service's API as jobs reach it (…/services/workbench/api/v1/).
+        Default: from $JUPYTERHUB_SERVICE_URL and $JUPYTERHUB_SERVICE_PREFIX.""",
+    ).tag(config=True)
+    poll_seconds = Float(
+        2.0, help="How often running jobs' states are brought up to date with the backend."
+    ).tag(config=True)
+
+    @default("api_url")
+    def _default_api_url(self) -> str:
+        base = os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101").rstrip("/")
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/workbench/")
+        return f"{base}{prefix.rstrip('/')}/api/v1/"
+
+
 CONFIGURABLES: tuple[type[Configurable], ...] = (
     Catalog,
     RequestPolicy,
     AuditSettings,
     ServiceSettings,
     DataSettings,
+    JobSettings,
+    LocalJobBackend,
     S3ObjectStore,
     OpenBaoStore,
     EmbeddedOpenBao,
@@ -305,6 +345,7 @@ class Settings:
     audit: AuditSettings
     service: ServiceSettings
     data: DataSettings
+    jobs: JobSettings
 
     @property
     def db_url(self) -> str:
@@ -329,4 +370,5 @@ def settings_for(home: Path | None = None, config: Config | None = None) -> Sett
         audit=AuditSettings(config=config),
         service=ServiceSettings(config=config),
         data=DataSettings(config=config),
+        jobs=JobSettings(config=config),
     )

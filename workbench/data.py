@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+from workbench._http import api_url as service_url
+from workbench._http import call, env_token, make_client
 
 __all__ = ["Client", "DataError", "ObjectDataset", "TableDataset", "client", "datasets", "open"]
 
@@ -49,17 +50,6 @@ class DataError(Exception):
         return [f"DataError: {self}"]
 
 
-def _api_url() -> str:
-    url = os.environ.get("WORKBENCH_API_URL")
-    if url:
-        return url.rstrip("/") + "/"
-    hub = os.environ.get("WORKBENCH_URL") or os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "")
-    if not hub:
-        raise DataError("no workbench address: set WORKBENCH_API_URL (the notebook server does)")
-    base = hub.rstrip("/").removesuffix("/hub")
-    return f"{base}/services/workbench/api/v1/"
-
-
 class Client:
     """Talks to the broker for one request."""
 
@@ -74,30 +64,16 @@ class Client:
         if not rid:
             raise DataError("no access request: start a server for an approved request first")
         self.request_id = int(rid)
-        token = token or os.environ.get("WORKBENCH_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN")
-        if not token:
-            raise DataError("no JupyterHub token in the environment (JUPYTERHUB_API_TOKEN)")
+        token = token or env_token(DataError)
         self.resource = resource or os.environ.get("WORKBENCH_RESOURCE")
-        self.http = httpx.Client(
-            base_url=api_url or _api_url(),
-            headers={"Authorization": f"token {token}"},
-            timeout=60,
-            trust_env=False,
-        )
+        self.http = make_client(api_url or service_url(DataError), token)
         self._grants: dict[str, dict[str, Any]] = {}
         self._s3: dict[str, tuple[int, int, Any]] = {}  # dataset → (grant id, pid, client)
         self._lock = threading.Lock()
         self._reporter = _Reporter(self.report)
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
-        r = self.http.request(method, path, **kw)
-        try:
-            data = r.json()
-        except ValueError:
-            data = {"error": r.text[:300]}
-        if r.status_code >= 400:
-            raise DataError(f"{data.get('error', data)} (HTTP {r.status_code})")
-        return data
+        return call(self.http, DataError, method, path, **kw)
 
     def request(self) -> dict[str, Any]:
         return self._call("GET", f"requests/{self.request_id}")

@@ -1,4 +1,4 @@
-"""A Python that unprivileged notebook accounts can run, for the local spawner.
+"""A Python that unprivileged accounts can run, for the local spawner and job backend.
 
 The hub's own Python is used when every account can reach it. Often it cannot: a virtual
 environment made from a Python under a private home (pyenv in `/root`) needs `/root` to run.

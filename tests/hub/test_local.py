@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.hub.helpers import run_async
-from workbench.hub.localpython import bridge_python, open_to_others
+from workbench.localpython import bridge_python, open_to_others
 from workbench.hub.rules import ApprovedRequest, ComputeProfile, Refused
 from workbench.hub.spawner import LocalRequestSpawner, account_name, check_private
 

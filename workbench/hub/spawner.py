@@ -18,11 +18,9 @@ enforce them; a CPU-only profile sees no GPU (CUDA_VISIBLE_DEVICES is empty).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import pwd
 import re
-import secrets
 import stat
 import sys
 from collections.abc import Callable
@@ -32,71 +30,24 @@ from typing import Any
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from traitlets import Bool, List, TraitError, Unicode, default, validate
 
+from workbench import accounts
+from workbench.accounts import account_name
 from workbench.hub.gate import ApprovalGate
-from workbench.hub.localpython import BridgeError, python_for_accounts
 from workbench.hub.rules import ApprovedRequest, Refused
+from workbench.localpython import BridgeError, python_for_accounts
 
 __all__ = ["ApprovalGate", "LocalRequestSpawner", "account_name", "ensure_account"]
 
-ACCOUNT_COMMENT = "workbench notebook account"
-_PLAIN_USER = re.compile(r"[a-z][a-z0-9]*")
 _PREFIX = re.compile(r"[a-z_][a-z0-9_-]*")
-MAX_ACCOUNT = 32  # Linux user names
-_account_lock = asyncio.Lock()
 SINGLEUSER = (sys.executable, "-m", "jupyterhub.singleuser")
 
 
-def account_name(prefix: str, user: str) -> str:
-    """The system account of hub user `user`: `wb-alice` for a plain lower-case name, else
-    `wb-<letters>-<hash>` — which contains a dash after the prefix that no plain name has, so
-    look-alike names (`Alice`, `al.ice`, `al-ice`) never share an account."""
-    if _PLAIN_USER.fullmatch(user) and len(prefix) + len(user) <= MAX_ACCOUNT:
-        return prefix + user
-    letters = re.sub(r"[^a-z0-9]", "", user.lower())[:12] or "u"
-    digest = hashlib.sha256(user.encode()).hexdigest()[:12]
-    return f"{prefix}{letters}-{digest}"[:MAX_ACCOUNT]
-
-
-def _comment(user: str) -> str:
-    # passwd's comment field: no separators (':', ',') or control characters
-    return f"{ACCOUNT_COMMENT} of {re.sub(r'[^A-Za-z0-9._@-]', '_', user)[:64]}"
-
-
 async def ensure_account(name: str, user: str, home_root: str) -> pwd.struct_passwd:
-    """The system account `name` for hub user `user`, made with useradd when missing (home
-    `home_root/name`, mode 0700). An existing account of that name that the workbench did not
-    make, or that is root's, is refused."""
-    async with _account_lock:
-        try:
-            found = pwd.getpwnam(name)
-        except KeyError:
-            home = os.path.join(home_root, name)
-            proc = await asyncio.create_subprocess_exec(
-                *("useradd", "--system", "--user-group", "--create-home"),
-                *("--home-dir", home, "--shell", "/bin/bash", "--comment", _comment(user), name),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            _, err = await proc.communicate()
-            try:
-                found = pwd.getpwnam(name)
-            except KeyError:
-                raise Refused(
-                    f"could not create the system account {name} for {user}'s notebook servers "
-                    f"(useradd: {err.decode(errors='replace').strip() or proc.returncode}); "
-                    "tell the administrator",
-                    reason="account",
-                    status=503,
-                ) from None
-    if found.pw_uid == 0 or found.pw_gid == 0 or found.pw_gecos != _comment(user):
-        raise Refused(
-            f"the system account {name} exists but is not the workbench's account for {user}; "
-            "the administrator must remove it or change LocalRequestSpawner.account_prefix",
-            reason="account",
-            status=503,
-        )
-    os.chmod(found.pw_dir, 0o700)
-    return found
+    """`workbench.accounts.ensure_account`, off the event loop; refusals as `Refused`."""
+    try:
+        return await asyncio.to_thread(accounts.ensure_account, name, user, home_root)
+    except accounts.AccountError as e:
+        raise Refused(f"{e} (notebook servers of {user})", reason="account", status=503) from e
 
 
 def check_private(paths: list[str]) -> None:
@@ -146,7 +97,7 @@ class LocalRequestSpawner(ApprovalGate, LocalProcessSpawner):
     bridge_root = Unicode(
         "/var/lib/workbench/python",
         help="""Where a Python the accounts can run is made when they cannot run the hub's own
-        (see workbench.hub.localpython). Used only with isolation and the default `cmd`.""",
+        (see workbench.localpython). Used only with isolation and the default `cmd`.""",
     ).tag(config=True)
 
     private_paths = List(
@@ -246,14 +197,7 @@ class LocalRequestSpawner(ApprovalGate, LocalProcessSpawner):
         return env
 
     def _stack_id(self) -> str:
-        """A random id of this stack (kept in its HOME): a new stack's request 1 never reuses
-        the directory of an earlier stack's request 1."""
-        if not self.private_paths:
-            return "local"
-        path = Path(self.private_paths[0]) / "stack-id"
-        if not path.exists():
-            path.write_text(secrets.token_hex(4))
-        return path.read_text().strip()
+        return accounts.stack_id(Path(self.private_paths[0])) if self.private_paths else "local"
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()

@@ -11,10 +11,12 @@ processes (`workbench.jobs.local`, the embedded default) and Kubernetes Jobs
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from traitlets.config import LoggingConfigurable
 
-from workbench.config import Profile
+if TYPE_CHECKING:  # workbench.config imports the backends to configure them
+    from workbench.config import Profile
 
 RUNNER = ("-m", "workbench.jobs.runner")  # after the image's python
 
@@ -49,6 +51,7 @@ class JobBackend(LoggingConfigurable):
     database, so that a restarted service finds its jobs again."""
 
     name = "base"
+    max_nodes = 1  # most nodes one job may span (multi-node torch)
 
     def start(self, spec: JobSpec) -> str:
         """Start the job; return the reference to find it by."""

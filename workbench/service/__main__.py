@@ -19,6 +19,7 @@ from workbench.compute.reaper import Limits
 from workbench.compute.service import Compute
 from workbench.config import default_home, settings_for
 from workbench.hub.client import HubClient
+from workbench.service.api.jobs import NOTEBOOK_MAX_BYTES
 from workbench.service.app import make_app
 from workbench.service.context import Workbench
 
@@ -34,7 +35,8 @@ async def serve(home: Path) -> None:
     wb = Workbench.open(settings)
     app = make_app(wb)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
-    server = HTTPServer(app, xheaders=True, max_body_size=settings.service.max_body_bytes * 4)
+    body_limit = max(settings.service.max_body_bytes * 4, NOTEBOOK_MAX_BYTES)
+    server = HTTPServer(app, xheaders=True, max_body_size=body_limit)
     server.listen(url.port or 80, url.hostname or "127.0.0.1")
     log.info(
         "workbench service on %s (database %s)", url.geturl(), wb.engine.url.render_as_string()
@@ -71,12 +73,24 @@ async def serve(home: Path) -> None:
 
     reaper = PeriodicCallback(round_, settings.service.reaper_seconds * 1000)
     reaper.start()
+
+    async def follow_jobs() -> None:
+        try:
+            ended = await asyncio.get_running_loop().run_in_executor(None, wb.jobs.reconcile)
+            for job_id, state, reason in ended:
+                log.info("job %s %s: %s", job_id, state, reason)
+        except Exception:
+            log.exception("job reconciler failed")
+
+    jobs = PeriodicCallback(follow_jobs, settings.jobs.poll_seconds * 1000)
+    jobs.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     reaper.stop()
+    jobs.stop()
     server.stop()
     wb.close()
 

@@ -14,7 +14,7 @@ from tornado.web import Application, RequestHandler, StaticFileHandler
 from workbench import __version__
 from workbench.scopes import ACCESS_SERVICE
 from workbench.service import openapi, pages
-from workbench.service.api import audit, grants, meta, requests, servers
+from workbench.service.api import audit, grants, jobs, meta, requests, servers
 from workbench.service.base import BaseHandler
 from workbench.service.context import Workbench
 
@@ -23,6 +23,7 @@ API = "api/v1/"
 API_ROUTES: list[tuple[str, type[RequestHandler]]] = [
     *requests.ROUTES,
     *grants.ROUTES,
+    *jobs.ROUTES,
     *servers.ROUTES,
     *audit.ROUTES,
     *meta.ROUTES,

@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthenticated, UserNotAllowed
 from pydantic import BaseModel
@@ -32,6 +32,9 @@ Handler = Callable[..., Awaitable[None]]
 
 class FormBody(BaseModel):
     """A body that may also come from an HTML form."""
+
+    # a body larger than the service's max_body_bytes (a notebook) says how large it may be
+    max_bytes: ClassVar[int | None] = None
 
     @classmethod
     def list_fields(cls) -> set[str]:
@@ -81,6 +84,12 @@ class BaseHandler(HubOAuthenticated, RequestHandler):
     async def prepare(self) -> None:
         self._actor: Actor | None = None
         self._auth_problem = "log in, or send a JupyterHub token as 'Authorization: token …'"
+        job_token = self._job_token()
+        if job_token is not None:  # a job's own token: it acts only for that job
+            self._actor = await self.run(self.wb.jobs.identify, job_token, self.request.remote_ip)
+            if self._actor is None:
+                self._auth_problem = "this job token is not valid (the job has ended)"
+            return
         model = await self.hub_auth.get_user(self, sync=False)
         if model:
             try:
@@ -100,6 +109,11 @@ class BaseHandler(HubOAuthenticated, RequestHandler):
                 kind=model.get("kind", "user"),
             )
 
+    def _job_token(self) -> str | None:
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        return token if scheme.lower() in ("token", "bearer") and token.startswith("wbj_") else None
+
     def actor(self, scope: str | None) -> Actor:
         if self._actor is None:
             raise NotAuthenticated(self._auth_problem)
@@ -111,7 +125,7 @@ class BaseHandler(HubOAuthenticated, RequestHandler):
         return self._actor
 
     def parse(self, model: type[Body]) -> Body:
-        limit = self.wb.settings.service.max_body_bytes
+        limit = model.max_bytes or self.wb.settings.service.max_body_bytes
         if len(self.request.body) > limit:
             raise TooLarge(f"the request body is larger than {limit} bytes")
         ctype = self.request.headers.get("Content-Type", "application/json").split(";")[0]

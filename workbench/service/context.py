@@ -10,9 +10,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workbench import dbsetup
 from workbench.access.broker import Broker, SqlLocation
+from workbench.accounts import stack_id
 from workbench.audit import AuditLog, Signer
 from workbench.config import Settings
 from workbench.db import make_engine, session_factory
+from workbench.jobs.backend import JobBackend
+from workbench.jobs.local import LocalJobBackend
+from workbench.jobs.service import Jobs
 from workbench.requests import Requests
 
 
@@ -24,6 +28,7 @@ class Workbench:
     audit: AuditLog
     requests: Requests
     broker: Broker
+    jobs: Jobs
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Workbench:
@@ -56,11 +61,32 @@ class Workbench:
         )
         # ending a request revokes its secret-store tokens at once (the reaper retries)
         requests.on_end.append(lambda _request_id: broker.revoke_ended())
-        return cls(settings, engine, sessions, audit, requests, broker)
+        jobs = Jobs(
+            sessions,
+            audit,
+            settings.catalog,
+            job_backend(settings),
+            settings.jobs.api_url,
+            settings.home / "job-outputs",
+        )
+        # ...and stops its jobs
+        requests.on_end.append(lambda _request_id: jobs.reconcile())
+        return cls(settings, engine, sessions, audit, requests, broker, jobs)
 
     def close(self) -> None:
         self.audit.close()
         self.engine.dispose()
+
+
+def job_backend(settings: Settings) -> JobBackend:
+    """The configured backend; the local one keeps its working directories under HOME."""
+    backend = settings.jobs.backend_class(config=settings.config)
+    if isinstance(backend, LocalJobBackend):
+        if not backend.work_root:
+            backend.work_root = str(settings.home / "jobs")
+        if backend.stack_id == "local":
+            backend.stack_id = stack_id(settings.home)
+    return backend
 
 
 def sql_location(url: str) -> SqlLocation | None:

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from workbench.actor import Actor
 from workbench.audit import AuditEvent
-from workbench.errors import Invalid, NotFound
+from workbench.errors import Forbidden, Invalid, NotFound
 from workbench.scopes import DATA
 from workbench.service.api.schemas import _Body
 from workbench.service.base import BaseHandler, Param, endpoint
@@ -42,7 +42,10 @@ class GrantsHandler(BaseHandler):
         rid = self.get_query_argument("request_id", None)
         if rid is not None and not (rid.isdigit() and len(rid) <= 12):
             raise Invalid(f"request_id must be a request's number, not {rid[:40]!r}")
-        grants = await self.run(self.wb.broker.list_grants, actor, int(rid) if rid else None)
+        request_id = int(rid) if rid else None
+        if actor.job_id is not None:  # a job sees its own request's grants only
+            request_id = actor.request_id
+        grants = await self.run(self.wb.broker.list_grants, actor, request_id)
         self.send_json({"grants": grants})
 
     @endpoint(
@@ -53,6 +56,13 @@ class GrantsHandler(BaseHandler):
         ok=201,
     )
     async def post(self, actor: Actor, body: GrantIn) -> None:
+        if actor.job_id is not None and body.request_id != actor.request_id:
+            raise Forbidden(
+                f"job {actor.job_id} runs under request {actor.request_id}, not "
+                f"{body.request_id}: a job asks for data of its own request only",
+                request_id=body.request_id,
+                action="grant.issue",
+            )
         grant = await self.run(
             self.wb.broker.grant, actor, body.request_id, body.dataset, body.resource
         )

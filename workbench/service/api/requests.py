@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workbench.actor import Actor
 from workbench.compute.service import NO_USE, usage, usage_of
+from workbench.errors import NotFound
 from workbench.requests import NewRequest
 from workbench.scopes import REQUEST
 from workbench.service.api.schemas import DecisionIn, RequestIn
@@ -44,6 +45,8 @@ class RequestsHandler(BaseHandler):
 class RequestHandler(BaseHandler):
     @endpoint("request.read", "One access request", scope=None, params=(ID,))
     async def get(self, actor: Actor, request_id: str) -> None:
+        if actor.job_id is not None and int(request_id) != actor.request_id:
+            raise NotFound(f"you have no access request {request_id}")
         req = await self.run(self.wb.requests.get, actor, int(request_id))
         req["usage"] = await self.run(usage, self.wb.sessions, req["id"])
         self.send_json(req)
