@@ -8,15 +8,18 @@ and `workbench audit verify --home` is asked, as an auditor would."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.campaign.conftest import ROOT, ServiceProcess, wait_until
+from tests.campaign.conftest import ROOT, ServiceProcess, Stores, wait_until, write_config
+from tests.conftest import free_port
 from tests.mocking import token_for
 from workbench import data
 
@@ -33,9 +36,16 @@ def verify(svc: ServiceProcess) -> subprocess.CompletedProcess[str]:
     )
 
 
-def used_stack(launch: Launch) -> ServiceProcess:
-    """A service that has filed, approved, granted and read; stopped, its log signed."""
-    svc = launch()
+@pytest.fixture(scope="module")
+def used(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """A service that has filed, approved, granted and read; stopped, its log signed and
+    verified intact."""
+    home = tmp_path_factory.mktemp("used-stack")
+    config = stores.config()
+    config["AuditSettings"] = {"checkpoint_every": 20, "checkpoint_seconds": 1.0}
+    write_config(home, config)
+    svc = ServiceProcess(home, free_port())
+    svc.start()
     rid = svc.approved()
     client = data.Client(rid, api_url=svc.url, token=token_for("alice"))
     ds = client.open("acme/calls")
@@ -47,7 +57,9 @@ def used_stack(launch: Launch) -> ServiceProcess:
         assert svc.grant(rid).status_code == 201
     time.sleep(1.2)  # a periodic checkpoint (every 1 s here) covers the tail
     svc.stop()
-    return svc
+    ok = verify(svc)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    yield svc
 
 
 def tamper(svc: ServiceProcess, *sql: str) -> int:
@@ -81,11 +93,10 @@ def tamper(svc: ServiceProcess, *sql: str) -> int:
     ],
 )
 def test_tampering_with_the_stacks_log_is_named(
-    launch: Launch, attack: str, sql: str, named: str
+    used: ServiceProcess, tmp_path: Path, attack: str, sql: str, named: str
 ) -> None:
-    svc = used_stack(launch)
-    ok = verify(svc)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
+    svc = ServiceProcess(tmp_path / "copy", used.port)  # the same log, for this attack alone
+    shutil.copytree(used.home, svc.home)
     last = tamper(svc, sql)
     bad = verify(svc)
     assert bad.returncode == 1, f"{attack} went unnoticed: {bad.stdout}{bad.stderr}"

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from tests.campaign.conftest import PrivatePostgres, ServiceProcess
 
 Launch = Callable[..., ServiceProcess]
-REFUSE_WITHIN = 15.0  # seconds a refusal may take on a frozen database
+REFUSE_WITHIN = 10.0  # seconds a refusal may take on a frozen database
 
 
 @pytest.fixture
