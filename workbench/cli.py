@@ -1,4 +1,4 @@
-"""The `workbench` command: `up`, `db upgrade`, `audit verify`, `audit query`."""
+"""The `workbench` command: `up`, `db upgrade`, `audit verify`, `audit query`, `run`."""
 
 from __future__ import annotations
 
@@ -141,6 +141,48 @@ def format_events(events: list[dict[str, Any]], fmt: str) -> str:
     return buf.getvalue()
 
 
+def parameter_value(text: str) -> Any:
+    """`-p NAME VALUE`: JSON when it parses (numbers, true/false, null, lists), else text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from workbench.jobs.runs import Run, follow, requests_per_tenant
+
+    path = Path(args.notebook)
+    try:
+        notebook = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: cannot read the notebook {path}: {e}") from e
+    params = {name: parameter_value(value) for name, value in args.parameters or []}
+    with _client(args) as client:
+        if args.each_tenant:
+            found = requests_per_tenant(_answer(client.get("requests", params={"view": "mine"})))
+            if not found:
+                raise SystemExit("error: you hold no approved, unexpired request for any tenant")
+        else:
+            found = {"": args.request}
+        runs = []
+        for _tenant, request_id in sorted(found.items()):
+            body = {
+                "request_id": request_id,
+                "name": args.name or path.stem,
+                "notebook": notebook,
+                "notebook_name": path.name,
+                "parameters": params,
+                **({"profile": args.profile} if args.profile else {}),
+            }
+            job = _answer(client.post("jobs", json=body))
+            print(f"job {job['id']}: {path.name} for {job['tenant']} under request {request_id}")
+            runs.append(Run(job))
+        if args.no_wait:
+            return 0
+        return follow(client, runs, Path(args.output) if args.output else None)
+
+
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -187,6 +229,36 @@ def parser() -> argparse.ArgumentParser:
     qry.add_argument("--limit", type=int)
     qry.add_argument("--format", choices=("table", "json", "csv"), default="table")
     qry.set_defaults(fn=cmd_audit_query)
+
+    from workbench.k8s.cli import register as register_k8s
+
+    register_k8s(sub, [home])
+
+    run = sub.add_parser(
+        "run", parents=[home, person], help="run a notebook as a job under an approved request"
+    )
+    run.add_argument("notebook", help="the .ipynb file")
+    which = run.add_mutually_exclusive_group(required=True)
+    which.add_argument("--request", type=int, help="the approved request to run under")
+    which.add_argument(
+        "--each-tenant",
+        action="store_true",
+        help="one job per tenant you hold an approved request for, each under its own",
+    )
+    run.add_argument(
+        "-p",
+        "--parameter",
+        dest="parameters",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a papermill parameter (VALUE as JSON when it parses, else text)",
+    )
+    run.add_argument("--name", help="the job's name (default: the notebook's)")
+    run.add_argument("--profile", help="a compute profile within the request's")
+    run.add_argument("--output", help="directory for the executed notebooks")
+    run.add_argument("--no-wait", action="store_true", help="submit and return")
+    run.set_defaults(fn=cmd_run)
     return p
 
 

@@ -309,7 +309,10 @@ CONFIGURABLES: tuple[type[Configurable], ...] = (
 
 def check_config(config: Config) -> None:
     """Raise ConfigError for an option no workbench class declares (a typo is not a warning)."""
-    known = {cls.__name__: cls for cls in CONFIGURABLES}
+    from workbench.jobs.kube import KubeJobBackend  # it builds on this module's Profile
+
+    classes: tuple[type[Configurable], ...] = (*CONFIGURABLES, KubeJobBackend)
+    known = {cls.__name__: cls for cls in classes}
     for section, values in config.items():
         cls = known.get(section)
         if cls is None:

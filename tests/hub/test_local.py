@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import pytest
 
 from tests.hub.helpers import run_async
-from workbench.localpython import bridge_python, open_to_others
 from workbench.hub.rules import ApprovedRequest, ComputeProfile, Refused
 from workbench.hub.spawner import LocalRequestSpawner, account_name, check_private
+from workbench.localpython import bridge_python, open_to_others
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 

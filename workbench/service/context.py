@@ -69,8 +69,9 @@ class Workbench:
             settings.jobs.api_url,
             settings.home / "job-outputs",
         )
-        # ...and stops its jobs
+        # ...and stops its jobs; a job that ended loses its own tokens and leases
         requests.on_end.append(lambda _request_id: jobs.reconcile())
+        jobs.on_end.append(broker.revoke_job)
         return cls(settings, engine, sessions, audit, requests, broker, jobs)
 
     def close(self) -> None:

@@ -3,6 +3,8 @@ notebooks report, marked as client-reported)."""
 
 from __future__ import annotations
 
+import functools
+
 from pydantic import Field
 
 from workbench.actor import Actor
@@ -64,7 +66,11 @@ class GrantsHandler(BaseHandler):
                 action="grant.issue",
             )
         grant = await self.run(
-            self.wb.broker.grant, actor, body.request_id, body.dataset, body.resource
+            functools.partial(self.wb.broker.grant, job_id=actor.job_id),
+            actor,
+            body.request_id,
+            body.dataset,
+            body.resource if actor.job_id is None else None,
         )
         self.send_json(grant, 201)
 
