@@ -150,22 +150,21 @@ export function statusText(ctx: RequestContext, secondsLeft: number | null): str
   return `${ctx.tenant} · ${time} · ${gpu}`;
 }
 
-/** Seconds a job has run: the service's figure, else counted from its start. */
-export function elapsedSeconds(job: Job, nowMs: number): number | null {
+/**
+ * Seconds a job has run: the service's figure as of `fetchedMs` (when the job was fetched),
+ * plus the time since while it runs, so a browser clock that differs from the server's does
+ * not matter; counted from `started_at` when the service gave no figure.
+ */
+export function elapsedSeconds(job: Job, nowMs: number, fetchedMs: number = nowMs): number | null {
+  const running = job.state === 'running';
+  if (typeof job.elapsed_seconds === 'number') {
+    return job.elapsed_seconds + (running ? Math.max(0, (nowMs - fetchedMs) / 1000) : 0);
+  }
   if (!job.started_at) {
-    return job.elapsed_seconds ?? null;
+    return null;
   }
-  if (!isEnded(job.state)) {
-    const started = Date.parse(job.started_at);
-    if (!isNaN(started)) {
-      return Math.max(0, (nowMs - started) / 1000);
-    }
-  }
-  if (job.elapsed_seconds !== null && job.elapsed_seconds !== undefined) {
-    return job.elapsed_seconds;
-  }
-  const end = job.ended_at ? Date.parse(job.ended_at) : nowMs;
   const start = Date.parse(job.started_at);
+  const end = job.ended_at ? Date.parse(job.ended_at) : nowMs;
   return isNaN(start) || isNaN(end) ? null : Math.max(0, (end - start) / 1000);
 }
 

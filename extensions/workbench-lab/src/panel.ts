@@ -103,6 +103,7 @@ export class JobsPanel extends Widget {
     this.busy = true;
     try {
       this.jobs = await api.listJobs();
+      this.fetchedAt = Date.now();
       const job = this.current();
       if (job && this.selectedId !== null && !this.finalised) {
         await this.fetchDetail(job);
@@ -110,6 +111,7 @@ export class JobsPanel extends Widget {
         // not in the list (another request's job): ask for it directly
         const single = await api.getJob(this.selectedId);
         this.jobs = [single, ...this.jobs];
+        this.fetchedAt = Date.now();
         await this.fetchDetail(single);
       }
       this.showError(null);
@@ -212,7 +214,7 @@ export class JobsPanel extends Widget {
       li.appendChild(state);
       const facts = h('span', 'wb-job-facts');
       facts.appendChild(
-        h('span', 'wb-job-elapsed', formatDuration(elapsedSeconds(job, now)))
+        h('span', 'wb-job-elapsed', formatDuration(elapsedSeconds(job, now, this.fetchedAt)))
       );
       facts.appendChild(
         h('span', 'wb-job-gpu-hours', `${formatHours(job.gpu_hours ?? 0)} GPU-h`)
@@ -252,7 +254,7 @@ export class JobsPanel extends Widget {
       ['State', job.state],
       ['Notebook', job.notebook_name],
       ['Profile', job.profile],
-      ['Elapsed', formatDuration(elapsedSeconds(job, Date.now()))],
+      ['Elapsed', formatDuration(elapsedSeconds(job, Date.now(), this.fetchedAt))],
       ['GPU-hours', formatHours(job.gpu_hours ?? 0)],
       ['CPU-hours', formatHours(job.cpu_hours ?? 0)]
     ];
@@ -360,6 +362,7 @@ export class JobsPanel extends Widget {
   private readonly emptyNode: HTMLDivElement;
   private readonly detailNode: HTMLDivElement;
   private jobs: Job[] = [];
+  private fetchedAt = 0;
   private selectedId: number | null = null;
   private series: Series = new Map();
   private seenMetrics = new Set<number>();

@@ -132,18 +132,19 @@ describe('formatting', () => {
 describe('elapsedSeconds', () => {
   const now = Date.parse('2024-05-01T10:01:30Z');
 
-  it('counts a running job from its start', () => {
+  it("takes the service's figure and counts on from the fetch while running", () => {
+    const j = job({ elapsed_seconds: 60 });
+    assert.equal(elapsedSeconds(j, now, now - 5000), 65);
+    assert.equal(elapsedSeconds(j, now), 60);
+  });
+
+  it("does not count on for an ended job", () => {
+    const j = job({ state: 'succeeded', elapsed_seconds: 42 });
+    assert.equal(elapsedSeconds(j, now, now - 5000), 42);
+  });
+
+  it('counts from the start when the service gave no figure', () => {
     assert.equal(elapsedSeconds(job(), now), 90);
-  });
-
-  it("takes an ended job's figure from the service", () => {
-    assert.equal(
-      elapsedSeconds(job({ state: 'succeeded', elapsed_seconds: 42, ended_at: null }), now),
-      42
-    );
-  });
-
-  it('computes an ended job from its start and end without a figure', () => {
     const j = job({ state: 'failed', ended_at: '2024-05-01T10:00:30Z' });
     assert.equal(elapsedSeconds(j, now), 30);
   });
