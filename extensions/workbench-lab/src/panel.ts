@@ -155,14 +155,21 @@ export class JobsPanel extends Widget {
     const [logs, metrics, artifacts] = await Promise.all([
       api.getLogs(id),
       api.getMetrics(id, this.lastMetric),
-      api.listArtifacts(id)
+      api.listArtifacts(id).catch(error => {
+        // a workbench without the artifact registry answers 404: show none, not an error
+        if (error instanceof api.ApiError && error.status === 404) {
+          return null;
+        }
+        throw error;
+      })
     ]);
     if (id !== this.selectedId) {
       return; // the user picked another job meanwhile
     }
     this.logs = logs;
     this.lastMetric = addMetrics(this.series, metrics, this.lastMetric, this.seenMetrics);
-    this.artifacts = artifacts;
+    this.artifacts = artifacts ?? [];
+    this.noArtifacts = artifacts === null;
     // one last fetch after the job ended picks up its final lines; then stop polling it
     this.finalised = ended;
   }
@@ -305,7 +312,10 @@ export class JobsPanel extends Widget {
       artifacts.appendChild(this.renderArtifact(a));
     }
     if (!this.artifacts.length) {
-      artifacts.appendChild(h('li', 'wb-artifacts-empty', 'None yet.'));
+      const none = this.noArtifacts
+        ? 'This workbench keeps no artifacts.'
+        : 'None yet.';
+      artifacts.appendChild(h('li', 'wb-artifacts-empty', none));
     }
 
     d.replaceChildren(
@@ -369,6 +379,7 @@ export class JobsPanel extends Widget {
   private lastMetric = 0;
   private logs = '';
   private artifacts: Artifact[] = [];
+  private noArtifacts = false;
   private finalised = false;
   private busy = false;
   private again = false;

@@ -114,6 +114,12 @@ def test_run_follow_promote_and_open(browser: Any, lab: Lab, fake: FakeService) 
     page.locator("button.wb-job-cancel").click()
     page.locator(".wb-error", has_text="job 2 has already ended").wait_for()
 
+    # a workbench without the artifact registry (404) shows no artifacts, and no error
+    fake.fail("GET", "artifacts", 404, "nothing here: /services/workbench/api/v1/artifacts")
+    page.locator(f'li.wb-job[data-job-id="{done["id"]}"]').click()
+    page.locator(".wb-artifacts-empty", has_text="keeps no artifacts").wait_for()
+    assert page.locator(".wb-error").is_hidden()
+
     # under 10 % of the GPU budget left, the status bar turns red
     fake.request["usage"] = {"gpu_hours_used": 3.7, "cpu_hours_used": 1.0}
     page.reload()
