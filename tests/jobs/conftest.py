@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,18 @@ def config(config: Config) -> Config:
 def service(wb: Workbench) -> Iterator[Service]:
     svc = Service(wb)
     wb.jobs.api_url = svc.url + "api/v1/"
+    # what the service's loop does every JobSettings.poll_seconds
+    stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.wait(0.5):
+            wb.jobs.reconcile()
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
     yield svc
+    stop.set()
+    follower.join(10)
     from sqlalchemy import select
 
     from workbench.jobs.models import Job

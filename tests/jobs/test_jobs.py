@@ -253,3 +253,16 @@ def test_rerun_makes_a_new_job_from_the_same_snapshot(service: Service) -> None:
     with service.client("maria") as m:  # the manager of acme follows acme's jobs
         assert {j["id"] for j in m.get("jobs").json()["jobs"]} == {first["id"], again["id"]}
     wait_ended(service, again["id"])
+
+
+def test_gpu_jobs_count_against_the_budget_and_stop_when_it_is_spent(service: Service) -> None:
+    rid = approved(service, profile="gpu-1", gpu_hours=0.0005)  # 1.8 GPU-seconds
+    job = submit(service, rid, notebook("import time\ntime.sleep(120)")).json()
+    time.sleep(2.5)
+    done = wait_ended(service, job["id"], timeout=30)
+    assert done["state"] == "cancelled" and "GPU-hours" in done["end_reason"]
+    with service.client("alice") as c:
+        used = c.get(f"requests/{rid}").json()["usage"]["gpu_hours_used"]
+        assert used >= 0.0005
+        r = submit(service, rid, notebook("pass"))
+    assert r.status_code == 403 and "GPU-hours" in r.json()["error"]

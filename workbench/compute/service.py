@@ -14,6 +14,7 @@ from workbench.audit import AuditEvent, AuditLog
 from workbench.compute.models import ServerSession
 from workbench.compute.reaper import Limits, RequestView, Running, Stop, decide
 from workbench.db import utcnow
+from workbench.jobs.models import Job
 from workbench.requests.models import AccessRequest
 
 log = logging.getLogger(__name__)
@@ -157,12 +158,18 @@ def usage_of(
 ) -> dict[int, dict[str, float]]:
     """GPU- and CPU-hours used, per request."""
     out: dict[int, dict[str, float]] = {}
+    now = utcnow()
     with sessions() as s:
         rows = s.scalars(select(ServerSession).where(ServerSession.request_id.in_(request_ids)))
         for r in rows:
             u = out.setdefault(r.request_id, {**NO_USE})
             u["gpu_hours_used"] += r.hours() * r.gpus
             u["cpu_hours_used"] += r.hours() * r.cpus
+        # jobs count against the same budget as servers
+        for job in s.scalars(select(Job).where(Job.request_id.in_(request_ids))):
+            u = out.setdefault(job.request_id, {**NO_USE})
+            u["gpu_hours_used"] += job.hours(now) * job.gpus * job.nodes
+            u["cpu_hours_used"] += job.hours(now) * job.cpus * job.nodes
     return {rid: {k: round(v, 4) for k, v in u.items()} for rid, u in out.items()}
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workbench.actor import Actor
 from workbench.audit import AuditEvent, AuditLog
-from workbench.compute.service import usage
+from workbench.compute.service import NO_USE, usage, usage_of
 from workbench.config import CatalogData, Profile, memory_bytes
 from workbench.db import utcnow
 from workbench.errors import Conflict, Forbidden, Invalid, NotFound
@@ -413,13 +413,24 @@ class Jobs:
         now = utcnow()
         with self.sessions() as s:
             rows = s.execute(
-                select(Job.id, Job.backend_ref, AccessRequest)
+                select(Job.id, Job.backend_ref, Job.gpus, AccessRequest)
                 .join(AccessRequest, AccessRequest.id == Job.request_id)
                 .where(Job.state.in_((JobState.QUEUED, JobState.RUNNING)))
             ).all()
-            todo = [(jid, ref, req.is_active(now), _why(req, now)) for jid, ref, req in rows]
+            budgets = {req.id: req.gpu_hours for _, _, gpus, req in rows if gpus and req.gpu_hours}
+            todo = [
+                (jid, ref, req.is_active(now), _why(req, now), req.id) for jid, ref, _, req in rows
+            ]
+        used = usage_of(self.sessions, list(budgets)) if budgets else {}
+        spent = {
+            rid
+            for rid, budget in budgets.items()
+            if used.get(rid, NO_USE)["gpu_hours_used"] >= budget
+        }
         ended = []
-        for job_id, ref, active, why in todo:
+        for job_id, ref, active, why, rid in todo:
+            if active and rid in spent:
+                active, why = False, f"request {rid} has used its {budgets[rid]:g} GPU-hours"
             try:
                 if not active:
                     if ref:
