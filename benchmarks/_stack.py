@@ -346,6 +346,8 @@ def serve(home: Path, port: int) -> None:
     from tornado.httpserver import HTTPServer
 
     from workbench.config import settings_for
+    from workbench.service.__main__ import start_loops
+    from workbench.service.api.jobs import NOTEBOOK_MAX_BYTES
     from workbench.service.app import make_app
     from workbench.service.context import Workbench
 
@@ -356,14 +358,18 @@ def serve(home: Path, port: int) -> None:
 
     async def main() -> None:
         wb = Workbench.open(settings)
+        wb.jobs.api_url = f"http://127.0.0.1:{port}{PREFIX}api/v1/"
         app = make_app(wb, PREFIX, BenchHubAuth())
-        server = HTTPServer(app, xheaders=True, max_body_size=settings.service.max_body_bytes * 4)
+        server = HTTPServer(app, xheaders=True, max_body_size=NOTEBOOK_MAX_BYTES)
         server.listen(port, "127.0.0.1")
+        loops = start_loops(wb, None)  # no hub: no servers to reap
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        for loop_ in loops:
+            loop_.stop()
         server.stop()
         wb.close()
 

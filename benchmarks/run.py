@@ -52,6 +52,7 @@ BENCHMARKS = (
     Benchmark("data_read", ("--smoke",)),
     Benchmark("tenant_scale", ("--smoke",)),
     Benchmark("spawn", ("--only", "1", "--rounds", "2"), timeout_full=3600),
+    Benchmark("jobs", ("--quick", "--epochs", "100")),
 )
 
 

@@ -8,8 +8,10 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from tornado.httpserver import HTTPServer
@@ -42,57 +44,55 @@ async def serve(home: Path) -> None:
         "workbench service on %s (database %s)", url.geturl(), wb.engine.url.render_as_string()
     )
 
-    async def reap() -> None:
-        try:
-            ended = await asyncio.get_running_loop().run_in_executor(None, wb.requests.expire_due)
-            if ended:
-                log.info("expired requests %s", ended)
-        except Exception:
-            log.exception("reaper failed")
-
-    compute = _compute(wb)
-    if compute is not None:
-        # a revoked request's servers stop at once, not at the next round
-        wb.requests.on_end.append(lambda _rid: compute.reap())
-
-    async def reap_servers() -> None:
-        if compute is None:
-            return
-        try:
-            stops = await asyncio.get_running_loop().run_in_executor(None, compute.reap)
-            for stop in stops:
-                log.info(
-                    "%s %s/%s: %s", stop.action, stop.server.user, stop.server.name, stop.reason
-                )
-        except Exception:
-            log.exception("server reaper failed")
-
-    async def round_() -> None:
-        await reap()
-        await reap_servers()
-
-    reaper = PeriodicCallback(round_, settings.service.reaper_seconds * 1000)
-    reaper.start()
-
-    async def follow_jobs() -> None:
-        try:
-            ended = await asyncio.get_running_loop().run_in_executor(None, wb.jobs.reconcile)
-            for job_id, state, reason in ended:
-                log.info("job %s %s: %s", job_id, state, reason)
-        except Exception:
-            log.exception("job reconciler failed")
-
-    jobs = PeriodicCallback(follow_jobs, settings.jobs.poll_seconds * 1000)
-    jobs.start()
+    loops = start_loops(wb, _compute(wb))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    reaper.stop()
-    jobs.stop()
+    for loop_ in loops:
+        loop_.stop()
     server.stop()
     wb.close()
+
+
+def start_loops(wb: Workbench, compute: Compute | None) -> list[PeriodicCallback]:
+    """The service's background work on the running event loop: expire requests past their
+    end and reap servers (every `reaper_seconds`), follow jobs (every `poll_seconds`)."""
+
+    async def in_thread(name: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, fn)
+        except Exception:
+            log.exception("%s failed", name)
+            return []
+
+    if compute is not None:
+        # a revoked request's servers stop at once, not at the next round
+        wb.requests.on_end.append(lambda _rid: compute.reap())
+
+    async def reap() -> None:
+        ended = await in_thread("expiring requests", wb.requests.expire_due)
+        if ended:
+            log.info("expired requests %s", ended)
+        if compute is not None:
+            for stop in await in_thread("server reaper", compute.reap):
+                log.info(
+                    "%s %s/%s: %s", stop.action, stop.server.user, stop.server.name, stop.reason
+                )
+
+    async def follow_jobs() -> None:
+        for job_id, state, reason in await in_thread("job reconciler", wb.jobs.reconcile):
+            log.info("job %s %s: %s", job_id, state, reason)
+
+    settings = wb.settings
+    loops = [
+        PeriodicCallback(reap, settings.service.reaper_seconds * 1000),
+        PeriodicCallback(follow_jobs, settings.jobs.poll_seconds * 1000),
+    ]
+    for loop_ in loops:
+        loop_.start()
+    return loops
 
 
 def _compute(wb: Workbench) -> Compute | None:
