@@ -1,7 +1,7 @@
 # `make up` starts the embedded stack; `make test` runs the linters, the type checker and the
 # tests. Each installs what it needs on a fresh Debian machine (as root): a virtualenv with the
-# package (re-installed when pyproject.toml changes), configurable-http-proxy (npm, into
-# .venv/node) and, for the browser tests, Debian's Chromium.
+# package (re-installed when pyproject.toml changes), the JupyterLab extension (built with npm),
+# configurable-http-proxy (npm, into .venv/node) and, for the browser tests, Debian's Chromium.
 #
 #   make up [HOME_DIR=dir] [PORT=8000]
 #   make test
@@ -11,6 +11,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
+# the JupyterLab extension (Run as job, the Jobs panel), built with npm into its wheel
+LAB_EXT := $(VENV)/share/jupyter/labextensions/workbench-lab/package.json
+LAB_SRC := $(wildcard extensions/workbench-lab/*.json extensions/workbench-lab/pyproject.toml \
+  extensions/workbench-lab/src/* extensions/workbench-lab/style/* \
+  extensions/workbench-lab/schema/* extensions/workbench-lab/workbench_lab/*.py)
 APT := DEBIAN_FRONTEND=noninteractive apt-get -q
 HOME_DIR ?=
 PORT ?=
@@ -28,12 +33,13 @@ up: install
 	$(BIN)/workbench up $(if $(HOME_DIR),--home $(HOME_DIR)) $(if $(PORT),--port $(PORT))
 
 test: install /usr/bin/chromium
-	$(BIN)/ruff check workbench tests benchmarks
-	$(BIN)/ruff format --check workbench tests benchmarks
+	$(BIN)/ruff check workbench tests benchmarks extensions
+	$(BIN)/ruff format --check workbench tests benchmarks extensions
 	$(BIN)/mypy
+	$(BIN)/mypy extensions/workbench-lab/workbench_lab
 	$(BIN)/pytest -q
 
-install: $(STAMP) $(CHP)
+install: $(STAMP) $(CHP) $(LAB_EXT)
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { $(APT) update && $(APT) install -y python3-venv; }
@@ -41,6 +47,10 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+$(LAB_EXT): $(LAB_SRC) | $(STAMP)
+	$(BIN)/python -m pip install -q ./extensions/workbench-lab
 	touch $@
 
 # The same install `workbench up` would do on first start, done here so tests need no network.

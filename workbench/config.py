@@ -227,6 +227,11 @@ class ServiceSettings(Configurable):
         help="SQLAlchemy URL of the service database. Default: sqlite:///HOME/workbench.sqlite",
     ).tag(config=True)
     max_body_bytes = Integer(64 * 1024, help="Largest accepted request body.").tag(config=True)
+    call_seconds = Float(
+        6.0,
+        help="""Longest wait for one call's database and store work before it is answered
+        503 (a frozen database must not hang callers).""",
+    ).tag(config=True)
     reaper_seconds = Float(
         15.0,
         help="""How often the reaper runs: it expires requests past their end, revokes their
@@ -293,6 +298,49 @@ class JobSettings(Configurable):
         return f"{base}{prefix.rstrip('/')}/api/v1/"
 
 
+class ArtifactSettings(Configurable):
+    """The artifact registry's promotion gates: what an artifact is evaluated on, against which
+    thresholds, and which tenants allow their data into shared models."""
+
+    evaluation_notebook = Unicode(
+        help="""The notebook that evaluates an artifact, run as a job per golden dataset and
+        slice with the parameters `artifact_id`, `dataset` and `slice`; it reports each metric
+        with `workbench.jobs.log_metric`. Default: examples/evaluate_calls.ipynb of a checkout.""",
+    ).tag(config=True)
+
+    @default("evaluation_notebook")
+    def _default_evaluation_notebook(self) -> str:
+        example = Path(__file__).resolve().parents[1] / "examples" / "evaluate_calls.ipynb"
+        return str(example) if example.exists() else ""
+
+    golden = Dict(
+        {name: {"topic-classifier": ["calls"]} for name in DEMO_TENANTS},
+        help="""Golden datasets per tenant and model type: {tenant: {model_type: [dataset]}}.
+        Promotion to staging evaluates on each of them (the artifact's request must cover
+        them).""",
+    ).tag(config=True)
+    slices = Dict(
+        {"topic-classifier": ["sentiment=negative"]},
+        help="""Slices each golden dataset is also evaluated on, per model type:
+        {model_type: [slice]}; the evaluation notebook reads its `slice` parameter.""",
+    ).tag(config=True)
+    thresholds = Dict(
+        {"topic-classifier": {"accuracy": {"min": 0.6}}},
+        help="""Per model type, each gated metric's bound: {model_type: {metric: {"min": x}}}
+        (higher is better) or {"max": y} (lower is better). Only these metrics gate.""",
+    ).tag(config=True)
+    tolerance = Float(
+        0.02,
+        help="""How much worse than the artifact now in production (same tenant and name) a
+        gated metric may be on the same dataset and slice.""",
+    ).tag(config=True)
+    shared_consent = List(
+        Unicode(),
+        help="""Tenants that allow models built from their data to be promoted in the `shared`
+        scope (base models every tenant may use).""",
+    ).tag(config=True)
+
+
 CONFIGURABLES: tuple[type[Configurable], ...] = (
     Catalog,
     RequestPolicy,
@@ -300,6 +348,7 @@ CONFIGURABLES: tuple[type[Configurable], ...] = (
     ServiceSettings,
     DataSettings,
     JobSettings,
+    ArtifactSettings,
     LocalJobBackend,
     S3ObjectStore,
     OpenBaoStore,

@@ -291,10 +291,13 @@ class ObjectDataset:
         """Object keys of the dataset, relative to its prefix."""
         s3, loc, _ = self.client.s3(self.name)
         keys: list[str] = []
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=loc["bucket"], Prefix=loc["prefix"]
-        ):
-            keys += [o["Key"][len(loc["prefix"]) :] for o in page.get("Contents", [])]
+        try:
+            for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=loc["bucket"], Prefix=loc["prefix"]
+            ):
+                keys += [o["Key"][len(loc["prefix"]) :] for o in page.get("Contents", [])]
+        except Exception as e:
+            raise DataError(f"could not list {self.name}: {e}") from e
         return keys
 
     def read(self, key: str) -> bytes:

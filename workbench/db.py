@@ -56,6 +56,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("connect_args", {"connect_timeout": 5})  # a dead server is an error
     ping_idle = kwargs.pop("ping_idle_seconds", PING_IDLE_SECONDS)
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):

@@ -69,15 +69,6 @@ def test_stopped_database_refuses_grants_and_recovers(
     assert on_pg.process is not None and on_pg.process.poll() is None
 
 
-FROZEN_BUG = (
-    "a grant on a frozen PostgreSQL (every server process SIGSTOPped: connections accepted by "
-    "the kernel, nothing answered) is never refused: the service sets no connect_timeout, "
-    "statement_timeout or lock timeout on its engine (workbench/db.py make_engine), so the "
-    "POST grants hangs until the database comes back instead of answering 503 in bounded time"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=FROZEN_BUG)
 def test_frozen_database_refuses_grants_in_bounded_time(
     private_pg: PrivatePostgres, on_pg: ServiceProcess
 ) -> None:

@@ -104,15 +104,6 @@ def test_stopped_seaweedfs_gives_a_data_error_and_records_no_read(
     client.flush()
 
 
-LISTING_BUG = (
-    "workbench.data ObjectDataset.files() (and so records() and frame(), which list first) "
-    "does not turn S3 failures into DataError: with SeaweedFS stopped a notebook gets "
-    "botocore.exceptions.EndpointConnectionError with a traceback through workbench/data.py, "
-    "where read() says `could not read acme/calls/KEY: ...`"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=LISTING_BUG)
 def test_listing_with_seaweedfs_stopped_is_a_data_error(launch: Launch, stores: Stores) -> None:
     svc = launch()
     rid = svc.approved()

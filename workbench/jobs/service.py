@@ -385,11 +385,12 @@ class Jobs:
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(notebook))
             tmp.replace(path)
+        # the runner sends its output last: the job has ended now, whatever the backend says
+        # at its next poll (so a finished job shows at once, not a poll later)
         if error:
-            with self.sessions.begin() as s:
-                job = s.get(Job, job_id)
-                assert job is not None
-                job.error = error[:4000]
+            self._finish(job_id, JobState.FAILED, "a cell failed", error=error)
+        else:
+            self._finish(job_id, JobState.SUCCEEDED, "the notebook ran through")
 
     # -- ending --------------------------------------------------------------------------------
 

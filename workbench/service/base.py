@@ -4,6 +4,7 @@ also on record in the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -18,12 +19,20 @@ from tornado.web import HTTPError, RequestHandler
 
 from workbench.actor import Actor
 from workbench.audit import AuditEvent, AuditUnavailable
-from workbench.errors import Forbidden, Invalid, NotAuthenticated, TooLarge, WorkbenchError
+from workbench.errors import (
+    Forbidden,
+    Invalid,
+    NotAuthenticated,
+    TooLarge,
+    Unavailable,
+    WorkbenchError,
+)
 from workbench.scopes import ADMIN, APPROVE, AUDIT, REQUEST
 from workbench.service.context import Workbench
 from workbench.service.errors import to_domain
 
 log = logging.getLogger(__name__)
+REFUSAL_RECORD_SECONDS = 2.0
 
 T = TypeVar("T")
 Body = TypeVar("Body", bound="FormBody")
@@ -144,8 +153,19 @@ class BaseHandler(HubOAuthenticated, RequestHandler):
         return model.model_validate(data)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking domain code off the event loop."""
-        return await IOLoop.current().run_in_executor(self.settings["executor"], fn, *args)
+        """Run blocking domain code off the event loop; Unavailable when it has not answered
+        within `ServiceSettings.call_seconds` (a database or store that hangs rather than
+        fails). Work still under way then finishes in its thread, but its answer — a
+        credential, say — is never sent."""
+        limit = self.wb.settings.service.call_seconds
+        future = IOLoop.current().run_in_executor(self.settings["executor"], fn, *args)
+        try:
+            return await asyncio.wait_for(future, limit)
+        except TimeoutError:
+            raise Unavailable(
+                f"the workbench's database or stores did not answer within {limit:g} s, so "
+                "nothing was handed out; try again shortly"
+            ) from None
 
     def send_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -169,9 +189,10 @@ class BaseHandler(HubOAuthenticated, RequestHandler):
             detail={"status": err.status, "method": self.request.method, "path": self.request.path},
         )
         try:
-            await self.wb.audit.arecord(event)
-        except AuditUnavailable as e:
-            log.error("could not record refusal %s: %s", event.action, e)
+            # bounded: a refusal because the database hangs must still be answered
+            await asyncio.wait_for(self.wb.audit.arecord(event), REFUSAL_RECORD_SECONDS)
+        except (AuditUnavailable, TimeoutError) as e:
+            log.error("could not record refusal %s: %s", event.action, e or "timed out")
         self.answer_error(err.status, err.message)
 
     def get_template_namespace(self) -> dict[str, Any]:
