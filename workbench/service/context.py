@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from workbench import dbsetup
 from workbench.access.broker import Broker, SqlLocation
 from workbench.accounts import stack_id
+from workbench.artifacts.service import Artifacts
+from workbench.artifacts.store import ArtifactObjects
 from workbench.audit import AuditLog, Signer
-from workbench.config import Settings
+from workbench.config import ArtifactSettings, Settings
 from workbench.db import make_engine, session_factory
 from workbench.jobs.backend import JobBackend
 from workbench.jobs.local import LocalJobBackend
@@ -29,6 +31,7 @@ class Workbench:
     requests: Requests
     broker: Broker
     jobs: Jobs
+    artifacts: Artifacts
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Workbench:
@@ -72,7 +75,16 @@ class Workbench:
         # ...and stops its jobs; a job that ended loses its own tokens and leases
         requests.on_end.append(lambda _request_id: jobs.reconcile())
         jobs.on_end.append(broker.revoke_job)
-        return cls(settings, engine, sessions, audit, requests, broker, jobs)
+        artifacts = Artifacts(
+            sessions,
+            audit,
+            settings.catalog,
+            ArtifactSettings(config=settings.config),
+            ArtifactObjects(secrets, broker.objects),
+            jobs,
+        )
+        jobs.on_end.append(artifacts.gates.job_ended)  # an evaluation's jobs end its report
+        return cls(settings, engine, sessions, audit, requests, broker, jobs, artifacts)
 
     def close(self) -> None:
         self.audit.close()
