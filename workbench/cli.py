@@ -1,4 +1,5 @@
-"""The `workbench` command: `up`, `db upgrade`, `audit verify`, `audit query`, `run`."""
+"""The `workbench` command: `up`, `db upgrade`, `audit verify`, `audit query`, `run`,
+`tenant erase`."""
 
 from __future__ import annotations
 
@@ -183,6 +184,62 @@ def cmd_run(args: argparse.Namespace) -> int:
         return follow(client, runs, Path(args.output) if args.output else None)
 
 
+def cmd_tenant_erase(args: argparse.Namespace) -> int:
+    import getpass
+
+    from workbench.config import settings_for
+    from workbench.erasure.operator import operator_for, stack_env
+    from workbench.erasure.service import Erasure, known_tenant
+    from workbench.errors import WorkbenchError
+    from workbench.service.context import Workbench
+
+    home = _home(args)
+    for key, value in stack_env(home).items():  # reach the stack `workbench up` runs there
+        os.environ.setdefault(key, value)
+    wb = Workbench.open(settings_for(home))
+    try:
+        try:
+            known_tenant(wb.sessions, wb.settings.catalog, args.tenant_name)
+        except WorkbenchError as e:
+            print(f"error: {e.message}", file=sys.stderr)
+            return 2
+        erasure = Erasure(
+            wb.sessions,
+            wb.audit,
+            wb.settings.catalog,
+            wb.requests,
+            wb.broker,
+            wb.jobs,
+            operator_for(wb.settings),
+            artifacts=getattr(wb, "artifacts", None),
+            exports=wb.airlock,
+            server_wait=args.server_wait,
+            actor=f"cli:{getpass.getuser()}",
+        )
+        try:
+            if not args.yes:
+                plan = erasure.plan(args.tenant_name)
+                print(json.dumps(plan, indent=2))
+                print(f"this would erase tenant {args.tenant_name}; run again with --yes to do it")
+                return 2
+            cert = erasure.erase(args.tenant_name)
+        except WorkbenchError as e:
+            print(f"error: {e.message}", file=sys.stderr)
+            return 2 if e.status < 500 else 1
+    finally:
+        wb.close()
+    print(json.dumps({k: v for k, v in cert.items() if k != "objects"}, indent=2, default=str))
+    objects = cert["objects"]
+    if cert["found_left"] == 0 and cert["runs"] > 1:
+        print(f"tenant {args.tenant_name}: nothing left to erase")
+    print(
+        f"tenant {args.tenant_name} erased: {objects['count']} objects ({objects['bytes']} bytes, "
+        f"manifest sha256 {objects['manifest_sha256']}); certificate sha256 "
+        f"{cert['certificate_sha256']} is in the audit log (action tenant.erase)"
+    )
+    return 0
+
+
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -229,6 +286,22 @@ def parser() -> argparse.ArgumentParser:
     qry.add_argument("--limit", type=int)
     qry.add_argument("--format", choices=("table", "json", "csv"), default="table")
     qry.set_defaults(fn=cmd_audit_query)
+
+    tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="tenant", required=True)
+    erase = tenant.add_parser(
+        "erase",
+        parents=[home],
+        help="revoke, stop and delete everything of a tenant; quarantine what derives from it",
+    )
+    erase.add_argument("tenant_name", metavar="TENANT")
+    erase.add_argument("--yes", action="store_true", help="do it (without: show what it reaches)")
+    erase.add_argument(
+        "--server-wait",
+        type=float,
+        default=90.0,
+        help="seconds to wait for the tenant's notebook servers to be stopped (default 90)",
+    )
+    erase.set_defaults(fn=cmd_tenant_erase)
 
     from workbench.k8s.cli import register as register_k8s
 

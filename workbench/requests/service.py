@@ -15,7 +15,8 @@ from workbench.actor import Actor
 from workbench.audit import AuditEvent, AuditLog
 from workbench.config import CatalogData, RequestPolicy
 from workbench.db import utcnow
-from workbench.errors import Invalid, NotFound
+from workbench.erasure.models import TenantErasure
+from workbench.errors import Conflict, Invalid, NotFound
 from workbench.requests import rules
 from workbench.requests.models import AccessRequest, Decision, State
 from workbench.requests.rules import NewRequest
@@ -60,6 +61,7 @@ class Requests:
         checked = rules.check_new(actor, new, self.catalog, self.policy)
         now = utcnow()
         with self.sessions.begin() as s:
+            self._refuse_erased(s, checked.tenant.name, "request.file")
             req = AccessRequest(
                 requester=actor.name,
                 tenant=checked.tenant.name,
@@ -136,6 +138,8 @@ class Requests:
                 raise NotFound(f"no access request {request_id}", request_id=request_id)
             self._expire_if_due(s, req, now)
             rules.check_decision(actor, req, kind, self.catalog)
+            if kind == "approve":
+                self._refuse_erased(s, req.tenant, "request.approve", req.id)
             s.add(Decision(request_id=req.id, actor=actor.name, kind=kind, comment=comment, at=now))
             if kind == "approve":
                 if len(req.approvers()) + 1 >= req.approvals_required:
@@ -158,6 +162,53 @@ class Requests:
         if kind == "revoke":
             self._ended(req.id)
         return decided
+
+    @staticmethod
+    def _refuse_erased(s: Session, tenant: str, action: str, request_id: int | None = None) -> None:
+        """A tenant under erasure, or erased, takes no new requests nor approvals."""
+        mark = s.get(TenantErasure, tenant)
+        if mark is not None:
+            when = mark.started_at.date().isoformat()
+            raise Conflict(
+                f"tenant {tenant!r} was erased ({mark.state} since {when}); it takes no requests",
+                tenant=tenant,
+                action=action,
+                request_id=request_id,
+            )
+
+    def end_tenant(self, tenant: str, reason: str) -> list[int]:
+        """End every open request of `tenant` as the system: pending ones denied, approved
+        ones revoked, each with its audit event; return the ids ended (idempotent)."""
+        now = utcnow()
+        system = Actor("workbench", kind="service")
+        ended = []
+        with self.sessions.begin() as s:
+            open_requests = s.scalars(
+                select(AccessRequest)
+                .where(
+                    AccessRequest.tenant == tenant,
+                    AccessRequest.state.in_((State.PENDING, State.APPROVED)),
+                )
+                .with_for_update()
+            ).all()
+            for req in open_requests:
+                kind = "deny" if req.state == State.PENDING else "revoke"
+                req.state = State.DENIED if kind == "deny" else State.REVOKED
+                req.ended_at = now
+                req.end_reason = f"{kind} by workbench: {reason}"
+                s.add(
+                    Decision(
+                        request_id=req.id, actor="workbench", kind=kind, comment=reason, at=now
+                    )
+                )
+                s.flush()
+                event = self._event(system, req, f"request.{kind}", comment=reason)
+                event.role = "system"
+                self.audit.append(s.connection(), [event])
+                ended.append(req.id)
+        for request_id in ended:
+            self._ended(request_id)
+        return ended
 
     def _ended(self, request_id: int) -> None:
         for hook in self.on_end:

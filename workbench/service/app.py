@@ -14,7 +14,7 @@ from tornado.web import Application, RequestHandler, StaticFileHandler
 from workbench import __version__
 from workbench.scopes import ACCESS_SERVICE
 from workbench.service import openapi, pages
-from workbench.service.api import artifacts, audit, grants, jobs, meta, requests, servers
+from workbench.service.api import artifacts, audit, exports, grants, jobs, meta, requests, servers
 from workbench.service.base import BaseHandler
 from workbench.service.context import Workbench
 
@@ -27,6 +27,7 @@ API_ROUTES: list[tuple[str, type[RequestHandler]]] = [
     *artifacts.ROUTES,
     *servers.ROUTES,
     *audit.ROUTES,
+    *exports.ROUTES,
     *meta.ROUTES,
 ]
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from workbench import dbsetup
 from workbench.access.broker import Broker, SqlLocation
 from workbench.accounts import stack_id
+from workbench.airlock.service import Airlock
 from workbench.artifacts.service import Artifacts
 from workbench.artifacts.store import ArtifactObjects
 from workbench.audit import AuditLog, Signer
@@ -31,6 +32,7 @@ class Workbench:
     requests: Requests
     broker: Broker
     jobs: Jobs
+    airlock: Airlock
     artifacts: Artifacts
 
     @classmethod
@@ -75,6 +77,7 @@ class Workbench:
         # ...and stops its jobs; a job that ended loses its own tokens and leases
         requests.on_end.append(lambda _request_id: jobs.reconcile())
         jobs.on_end.append(broker.revoke_job)
+        airlock = Airlock(sessions, audit, settings.catalog, settings.home / "exports")
         artifacts = Artifacts(
             sessions,
             audit,
@@ -84,7 +87,7 @@ class Workbench:
             jobs,
         )
         jobs.on_end.append(artifacts.gates.job_ended)  # an evaluation's jobs end its report
-        return cls(settings, engine, sessions, audit, requests, broker, jobs, artifacts)
+        return cls(settings, engine, sessions, audit, requests, broker, jobs, airlock, artifacts)
 
     def close(self) -> None:
         self.audit.close()

@@ -1,0 +1,1 @@
+"""Tenant erasure: `workbench tenant erase TENANT --yes` (see service.py)."""
