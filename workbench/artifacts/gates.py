@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,14 @@ def last_metrics(sessions: sessionmaker[Session], job_id: int) -> dict[str, floa
             .order_by(JobMetric.id)
         )
         return {name: value for name, value in rows}
+
+
+@dataclass(frozen=True)
+class _Ended:
+    id: int
+    state: str
+    error: str | None
+    end_reason: str | None
 
 
 class Gates:
@@ -195,30 +204,38 @@ class Gates:
 
     def check(self, report_id: int) -> None:
         """Finish the report when all its jobs ended; move the artifact when it passed."""
-        with self._lock, self.a.sessions() as s:
+        with self._lock:
+            self._check(report_id)
+
+    def _check(self, report_id: int) -> None:
+        # one session at a time: on SQLite every transaction holds the write lock
+        with self.a.sessions() as s:
             report = s.get(ArtifactReport, report_id)
             if report is None or report.state != ReportState.RUNNING:
                 return
             runs = json.loads(report.runs)
             if any(r["job_id"] is None for r in runs):
                 return
+            ids = [r["job_id"] for r in runs]
             jobs = {
-                j.id: j for j in s.scalars(select(Job).where(Job.id.in_(r["job_id"] for r in runs)))
+                j.id: _Ended(j.id, j.state, j.error, j.end_reason)
+                for j in s.scalars(select(Job).where(Job.id.in_(ids)))
             }
             if any(not JobState(j.state).ended for j in jobs.values()):
                 return
             art = s.get(Artifact, report.artifact_id)
             assert art is not None
             baseline_id, baseline = self._baseline(s, art)
-            results = self.compare(art.model_type, runs, jobs, baseline)
-            gated = [r for r in results if r["gated"]]
-            passed = bool(gated) and all(r["passed"] for r in gated)
-            scope = report.scope
-            failing = sorted({r["why"] for r in results if r["passed"] is False})
-            message = "all gated metrics passed" if passed else "; ".join(failing)
-            if not gated and not failing:
-                message = f"no thresholds are configured for model type {art.model_type!r}"
-            stage = art.stage
+            model_type, stage, scope = art.model_type, art.stage, report.scope
+            artifact_id = art.id
+        metrics = {job_id: last_metrics(self.a.sessions, job_id) for job_id in jobs}
+        results = self.compare(model_type, runs, jobs, metrics, baseline)
+        gated = [r for r in results if r["gated"]]
+        passed = bool(gated) and all(r["passed"] for r in gated)
+        failing = sorted({r["why"] for r in results if r["passed"] is False})
+        message = "all gated metrics passed" if passed else "; ".join(failing)
+        if not gated and not failing:
+            message = f"no thresholds are configured for model type {model_type!r}"
         with self.a.sessions.begin() as s:
             done = s.execute(
                 update(ArtifactReport)
@@ -233,7 +250,7 @@ class Gates:
             )
             if not getattr(done, "rowcount", 1):
                 return
-            art = s.get(Artifact, report.artifact_id)
+            art = s.get(Artifact, artifact_id)
             assert art is not None
             event = self.a._event(None, art, "artifact.report", report_id=report_id)
             event.outcome = "ok" if passed else "refused"
@@ -241,7 +258,7 @@ class Gates:
             event.detail.update(passed=passed, baseline_id=baseline_id, results=results)
             self.a.audit.append(s.connection(), [event])
         if passed and stage in (Stage.CANDIDATE, Stage.ARCHIVED):
-            self.a.move(None, report.artifact_id, Stage.STAGING, scope=scope)
+            self.a.move(None, artifact_id, Stage.STAGING, scope=scope)
 
     def _baseline(
         self, s: Session, art: Artifact
@@ -279,7 +296,8 @@ class Gates:
         self,
         model_type: str,
         runs: list[dict[str, Any]],
-        jobs: dict[int, Job],
+        jobs: dict[int, _Ended],
+        metrics: dict[int, dict[str, float]],
         baseline: dict[tuple[str, str, str], float],
     ) -> list[dict[str, Any]]:
         bounds: dict[str, dict[str, float]] = self.settings.thresholds.get(model_type, {})
@@ -303,7 +321,7 @@ class Gates:
                     }
                 )
                 continue
-            values = last_metrics(self.a.sessions, job.id)
+            values = metrics[job.id]
             for metric in sorted(set(values) | set(bounds)):
                 value = values.get(metric)
                 bound = bounds.get(metric)
