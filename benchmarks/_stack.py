@@ -346,7 +346,7 @@ def serve(home: Path, port: int) -> None:
     from tornado.httpserver import HTTPServer
 
     from workbench.config import settings_for
-    from workbench.service.__main__ import start_loops
+    from workbench.service.__main__ import run_until_signalled, start_loops
     from workbench.service.api.jobs import NOTEBOOK_MAX_BYTES
     from workbench.service.app import make_app
     from workbench.service.context import Workbench
@@ -362,16 +362,7 @@ def serve(home: Path, port: int) -> None:
         app = make_app(wb, PREFIX, BenchHubAuth())
         server = HTTPServer(app, xheaders=True, max_body_size=NOTEBOOK_MAX_BYTES)
         server.listen(port, "127.0.0.1")
-        loops = start_loops(wb, None)  # no hub: no servers to reap
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        for loop_ in loops:
-            loop_.stop()
-        server.stop()
-        wb.close()
+        await run_until_signalled(wb, server, start_loops(wb, None))  # no hub: no servers
 
     asyncio.run(main())
 

@@ -6,10 +6,11 @@ so the two ask for the same thing for the same profile.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from workbench.config import memory_bytes
 
 __all__ = [
     "DEFAULT_GPU_POOLS",
@@ -29,8 +30,6 @@ DEFAULT_GPU_POOLS: dict[str, dict[str, Any]] = {
 DEFAULT_GPU_TOLERATIONS: list[dict[str, Any]] = [
     {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 ]
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_BYTES = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", re.IGNORECASE)
 
 
 class NoGpuPool(ValueError):
@@ -55,14 +54,6 @@ class Resources:
 
     def as_dict(self) -> dict[str, dict[str, str]]:
         return {"requests": dict(self.requests), "limits": dict(self.limits)}
-
-
-def memory_bytes(text: str) -> int:
-    """`16G` → bytes (1024-based, like JupyterHub's ByteSpecification); ValueError otherwise."""
-    match = _BYTES.fullmatch(text)
-    if not match:
-        raise ValueError(f"not an amount of memory: {text!r} (use e.g. 512M or 16G)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
 def quantity(n_bytes: int) -> str:

@@ -44,7 +44,13 @@ async def serve(home: Path) -> None:
         "workbench service on %s (database %s)", url.geturl(), wb.engine.url.render_as_string()
     )
 
-    loops = start_loops(wb, _compute(wb))
+    await run_until_signalled(wb, server, start_loops(wb, _compute(wb)))
+
+
+async def run_until_signalled(
+    wb: Workbench, server: HTTPServer, loops: list[PeriodicCallback]
+) -> None:
+    """Serve until SIGINT or SIGTERM; then stop the loops and the server, close the domain."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
