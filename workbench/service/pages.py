@@ -10,6 +10,7 @@ from workbench.audit import Filters
 from workbench.compute.service import usage_summary
 from workbench.requests import NewRequest
 from workbench.scopes import ADMIN, APPROVE, AUDIT, REQUEST
+from workbench.service import artifact_pages
 from workbench.service.api.audit import FILTERS, AuditHandler
 from workbench.service.api.schemas import DecisionIn, RequestIn
 from workbench.service.base import BaseHandler, Param, endpoint
@@ -107,4 +108,5 @@ ROUTES = [
     ("requests/{id}/{decision}", DecisionPage),
     ("manage", ManagePage),
     ("audit", AuditPage),
+    *artifact_pages.ROUTES,
 ]
