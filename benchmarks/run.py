@@ -53,6 +53,7 @@ BENCHMARKS = (
     Benchmark("tenant_scale", ("--smoke",)),
     Benchmark("spawn", ("--only", "1", "--rounds", "2"), timeout_full=3600),
     Benchmark("jobs", ("--quick", "--epochs", "100")),
+    Benchmark("lineage", ("--artifacts", "20000", "--runs", "10")),
 )
 
 
