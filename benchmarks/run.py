@@ -54,6 +54,7 @@ BENCHMARKS = (
     Benchmark("spawn", ("--only", "1", "--rounds", "2"), timeout_full=3600),
     Benchmark("jobs", ("--quick", "--epochs", "100")),
     Benchmark("lineage", ("--artifacts", "20000", "--runs", "10")),
+    Benchmark("erasure", ("--objects", "3000", "--rounds", "1")),
 )
 
 
