@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fixtures.hub import Stack
-from tests.hub.helpers import approved, hub_as, wait_ready
+from tests.hub.helpers import approved, hub_as, proc_environ, wait_ready
 
 pytestmark = pytest.mark.hub
 
 
-def start(stack: Stack, rid: int) -> None:
+def start(stack: Stack, rid: int) -> dict[str, Any]:
     r = hub_as(stack, "alice").post(f"hub/api/users/alice/servers/r{rid}", json={"request_id": rid})
     assert r.status_code in (201, 202), r.text
-    wait_ready(stack, "alice", f"r{rid}")
+    return wait_ready(stack, "alice", f"r{rid}")
 
 
 def wait_gone(stack: Stack, server: str, within: float) -> float:
@@ -39,11 +40,18 @@ def stop_events(stack: Stack, rid: int) -> list[dict[str, Any]]:
 
 def test_revoking_a_request_stops_its_server(stack: Stack) -> None:
     rid = approved(stack, "alice")
-    start(stack, rid)
+    model = start(stack, rid)
+    workdir = Path(proc_environ(model["state"]["pid"])["HOME"])
+    assert workdir.is_dir()
     r = stack.api("maria").post(f"requests/{rid}/revoke", json={"comment": "project closed"})
     assert r.json()["state"] == "revoked"
     took = wait_gone(stack, f"r{rid}", within=60)
     assert took < 60
+    # what the notebook wrote under the request does not outlive it
+    deadline = time.monotonic() + 10
+    while workdir.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not workdir.exists()
     [event] = [e for e in stop_events(stack, rid) if e["action"] == "server.stop"]
     assert "revoked" in event["reason"]
     assert event["resource"] == f"alice/r{rid}" and event["tenant"] == "acme"

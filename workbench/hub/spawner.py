@@ -21,6 +21,7 @@ import asyncio
 import os
 import pwd
 import re
+import shutil
 import stat
 import sys
 from collections.abc import Callable
@@ -212,6 +213,24 @@ class LocalRequestSpawner(ApprovalGate, LocalProcessSpawner):
         if not self.isolate_users and os.geteuid() == 0 and "--allow-root" not in args:
             args.append("--allow-root")
         return args
+
+    async def stop(self, now: bool = False) -> Any:
+        """Stop the server; when its request has ended (revoked, expired), also remove its
+        working directory: what a notebook wrote there under a request does not outlive it."""
+        request, workdir = self.workbench_request, self._workdir
+        result = await super().stop(now=now)
+        if request is not None and workdir is not None and await self._ended(request.id):
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            self.log.info("workbench: removed %s of ended request %s", workdir, request.id)
+        return result
+
+    async def _ended(self, request_id: int) -> bool:
+        """Whether the request is over; False when the service cannot say (keep the files)."""
+        try:
+            found = await self._ask("one", request_id)
+        except Refused as e:
+            return e.status == 404
+        return bool(found.get("state") != "approved" or not found.get("seconds_left"))
 
     def clear_state(self) -> None:
         super().clear_state()
