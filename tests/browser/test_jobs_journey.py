@@ -1,7 +1,7 @@
 """A training job from JupyterLab, against the real embedded stack: alice opens the example
 notebook in her server, sends it off with *Run as job*, watches its metrics plot grow in the
-Jobs panel, stops her server, starts it again and finds the finished job, its executed notebook
-and its artifacts there.
+Jobs panel, stops her server, starts it again and finds the finished job, the model it saved
+(an artifact, a candidate for promotion) and its executed notebook there.
 
 With $WORKBENCH_SCREENSHOTS set, each step leaves a screenshot there.
 """
@@ -121,6 +121,10 @@ def test_alice_runs_the_example_as_a_job_and_finds_it_after_a_restart(
         again = page.locator(f'li.wb-job[data-job-id="{job_id}"][data-job-state="succeeded"]')
         again.wait_for(timeout=30_000)
         select(page, job_id)
+        # the model the job saved, with the job's lineage, waits as a candidate
+        artifact = page.locator('li.wb-artifact[data-stage="candidate"]')
+        artifact.wait_for(timeout=30_000)
+        assert "topic-classifier" in artifact.inner_text()
         page.locator("button.wb-job-open").click()
         page.locator(".jp-Notebook .jp-OutputArea-output", has_text="final loss").first.wait_for(
             timeout=60_000
