@@ -22,6 +22,15 @@ TABLES = {
     "server_sessions",
     "jobs",
     "job_metrics",
+    "artifacts",
+    "artifact_sources",
+    "artifact_parents",
+    "artifact_reports",
+    "artifact_reviews",
+    "artifact_uses",
+    "tenant_erasures",
+    "erased_objects",
+    "exports",
 }
 
 

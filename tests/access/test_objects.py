@@ -31,6 +31,7 @@ from workbench.embedded.seaweed import (
     identity_config,
     prepare,
     tenant_actions,
+    write_identity_config,
 )
 from workbench.errors import ConfigError, Invalid
 
@@ -140,6 +141,32 @@ def test_identity_config_scales_to_10000_tenants(tmp_path: Path) -> None:
     assert len(doc["identities"]) == 10_001
     assert elapsed < 5, f"generating 10,000 identities took {elapsed:.2f} s"
     assert len(text) < 10_000 * 600
+
+
+def test_an_erased_tenant_gets_no_identity_at_the_next_start(tmp_path: Path) -> None:
+    from workbench import dbsetup
+    from workbench.db import make_engine, utcnow
+    from workbench.erasure.models import TenantErasure
+
+    settings = settings_for(tmp_path)
+    catalog, store = settings.catalog, S3ObjectStore()
+
+    def names() -> set[str]:
+        doc = json.loads(write_identity_config(tmp_path, catalog, store).read_text())
+        return {i["name"] for i in doc["identities"]}
+
+    assert {"tenant-acme", "tenant-globex"} <= names()  # no database yet: nobody erased
+    engine = make_engine(settings.db_url)
+    dbsetup.upgrade(engine)
+    assert {"tenant-acme", "tenant-globex"} <= names()
+    with engine.begin() as conn:
+        conn.execute(
+            TenantErasure.__table__.insert().values(
+                tenant="acme", state="erasing", started_by="admin", started_at=utcnow(), runs=1
+            )
+        )
+    engine.dispose()
+    assert "tenant-acme" not in names() and "tenant-globex" in names()
 
 
 def test_tenant_actions_match_the_store_layout() -> None:

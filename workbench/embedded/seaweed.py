@@ -132,10 +132,12 @@ def admin_keys(home: Path) -> Keys:
 
 
 def write_identity_config(home: Path, catalog: CatalogData, store: S3ObjectStore) -> Path:
-    """Generate HOME/seaweedfs/s3.json from the catalog; return its path."""
+    """Generate HOME/seaweedfs/s3.json from the catalog, leaving out erased tenants (keys
+    handed out before an erasure stop working at the next start); return its path."""
     master = master_secret(home)
+    gone = erased_tenants(home)
     doc = identity_config(
-        sorted(catalog.tenants),
+        sorted(set(catalog.tenants) - gone),
         lambda tenant: tenant_s3_keys(master, tenant),
         admin_keys(home),
         store.data_bucket,
@@ -144,6 +146,28 @@ def write_identity_config(home: Path, catalog: CatalogData, store: S3ObjectStore
     path = home / SUBDIR / "s3.json"
     _write_private(path, json.dumps(doc, separators=(",", ":")))
     return path
+
+
+def erased_tenants(home: Path) -> set[str]:
+    """Tenants erased (or being erased) on the stack under HOME; none before its database."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from workbench.config import settings_for
+    from workbench.db import make_engine
+    from workbench.erasure.models import TenantErasure
+
+    url = settings_for(home).db_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return set()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.scalars(select(TenantErasure.tenant)))
+    except SQLAlchemyError:  # no such table yet: nothing erased
+        return set()
+    finally:
+        engine.dispose()
 
 
 # -- ports -----------------------------------------------------------------------------------

@@ -6,8 +6,11 @@ from alembic import context
 from sqlalchemy import Connection
 
 import workbench.access.models  # noqa: F401  (registers tables on the metadata)
+import workbench.airlock.models  # noqa: F401
+import workbench.artifacts.models  # noqa: F401
 import workbench.audit.models  # noqa: F401
 import workbench.compute.models  # noqa: F401
+import workbench.erasure.models  # noqa: F401
 import workbench.jobs.models  # noqa: F401
 import workbench.requests.models  # noqa: F401
 from workbench.db import Base, make_engine
