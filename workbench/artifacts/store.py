@@ -165,3 +165,8 @@ class ArtifactObjects:
                     f"{tenant}; run the erasure again"
                 )
         return deleted
+
+
+def meta_key(meta: dict[str, Any]) -> str:
+    """The object key of an artifact, from its `location` (`s3://bucket/key`)."""
+    return str(meta["location"]).split("/", 3)[3]

@@ -8,7 +8,7 @@ from html import escape
 from typing import Any
 
 from workbench.actor import Actor
-from workbench.artifacts.service import MOVES
+from workbench.artifacts.promotion import MOVES
 from workbench.scopes import ADMIN, APPROVE
 from workbench.service.api.artifacts import PromoteIn, ReviewIn
 from workbench.service.base import BaseHandler, Param, endpoint
