@@ -8,6 +8,7 @@ stack's state or another user's files. Used by the local spawner and the local j
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pwd
 import re
@@ -16,7 +17,14 @@ import subprocess
 import threading
 from pathlib import Path
 
-__all__ = ["ACCOUNT_COMMENT", "AccountError", "account_name", "ensure_account", "stack_id"]
+__all__ = [
+    "ACCOUNT_COMMENT",
+    "AccountError",
+    "account_name",
+    "cpus_for",
+    "ensure_account",
+    "stack_id",
+]
 
 ACCOUNT_COMMENT = "workbench notebook account"
 MAX_ACCOUNT = 32  # Linux user names
@@ -87,3 +95,11 @@ def stack_id(home: Path) -> str:
     if not path.exists():
         path.write_text(secrets.token_hex(4))
     return path.read_text().strip()
+
+
+def cpus_for(cpu: float) -> set[int]:
+    """The CPUs a local process of a profile with `cpu` cores may run on (its affinity): the
+    first ceil(cpu) of those this process may use — the local spawner's and job backend's way
+    of holding a server or job to its profile's cores (memory is enforced only on Kubernetes)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    return set(allowed[: max(1, min(len(allowed), math.ceil(cpu)))])

@@ -222,7 +222,8 @@ def test_servers_run_as_the_users_account_and_cannot_read_home(stack: Stack, ser
     readable = "/etc/passwd"  # the probe's control: a file every account may read
     code = f"""
 import json, os, pwd
-out = {{"user": pwd.getpwuid(os.getuid()).pw_name, "cwd": os.getcwd(), "read": []}}
+out = {{"user": pwd.getpwuid(os.getuid()).pw_name, "cwd": os.getcwd(), "read": [],
+       "cpus": len(os.sched_getaffinity(0))}}
 for path in {[readable, *private]!r}:
     try:
         os.listdir(path) if os.path.isdir(path) else open(path, "rb").read(1)
@@ -234,6 +235,7 @@ print(json.dumps(out))
     out = json.loads(run_in_kernel(stack, "alice", f"r{rid}", code))
     assert out["user"] == "wb-alice" and out["cwd"] == workdir
     assert out["read"] == [readable]
+    assert out["cpus"] == 1  # cpu-small: the server (and its kernels) hold one CPU
 
 
 def test_workbench_data_gets_a_grant_from_inside_the_server(stack: Stack, servers: Any) -> None:

@@ -267,3 +267,12 @@ def test_gpu_jobs_count_against_the_budget_and_stop_when_it_is_spent(service: Se
         assert used >= 0.0005
         r = submit(service, rid, notebook("pass"))
     assert r.status_code == 403 and "GPU-hours" in r.json()["error"]
+
+
+def test_a_job_runs_on_its_profiles_cpus(service: Service) -> None:
+    rid = approved(service)  # cpu-small: 1 CPU
+    job = submit(service, rid, notebook("import os\nprint('cpus', len(os.sched_getaffinity(0)))"))
+    assert wait_ended(service, job.json()["id"])["state"] == "succeeded"
+    with service.client("alice") as c:
+        logs = c.get(f"jobs/{job.json()['id']}/logs").json()["logs"]
+    assert "cpus 1" in logs

@@ -11,8 +11,9 @@ starts. Not as root, every server runs as the hub's own account: users are not i
 each other, which the hub log says. Production isolation comes from `KubeRequestSpawner`
 (`workbench.hub.kube`).
 
-The local spawner records the profile's CPU and memory (CPU_LIMIT, MEM_LIMIT) but cannot
-enforce them; a CPU-only profile sees no GPU (CUDA_VISIBLE_DEVICES is empty).
+The local spawner holds a server to its profile's CPU count (its CPU affinity) and records
+the memory (MEM_LIMIT) without enforcing it; a CPU-only profile sees no GPU
+(CUDA_VISIBLE_DEVICES is empty).
 """
 
 from __future__ import annotations
@@ -180,8 +181,12 @@ class LocalRequestSpawner(ApprovalGate, LocalProcessSpawner):
         directory. Runs in the forked child: no imports, no lookups."""
         workdir = str(self._workdir)
         setuid = set_user_setuid(self._account.pw_name, chdir=False) if self._account else None
+        request = self.workbench_request
+        cpus = accounts.cpus_for(request.profile.cpu) if request is not None else None
 
         def preexec() -> None:
+            if cpus is not None:
+                os.sched_setaffinity(0, cpus)
             if setuid is not None:
                 setuid()
             os.umask(0o077)

@@ -1,7 +1,8 @@
 """The embedded default's job backend: one local process per job.
 
 Each job runs the runner (`python -m workbench.jobs.runner`) in its own working directory,
-under `timeout` set to the request's time left, in a new process group (so stopping it stops
+under `timeout` set to the request's time left, on its profile's number of CPUs (affinity),
+in a new process group (so stopping it stops
 its kernel too), with only the environment the spec gives. When the service runs as root the
 job runs as its user's own system account (`wb-alice`, the same one as the user's notebook
 servers), which cannot read the stack's state. A small shell wrapper writes the exit status
@@ -122,9 +123,11 @@ class LocalJobBackend(JobBackend):
         script = f"{runner} >{LOG} 2>&1; echo $? >{EXIT}.tmp && mv {EXIT}.tmp {EXIT}"
         uid = account.pw_uid if account else None
         gid = account.pw_gid if account else None
+        cpus = accounts.cpus_for(spec.profile.cpu)
 
         def become() -> None:
             os.setsid()
+            os.sched_setaffinity(0, cpus)
             if gid is not None and uid is not None:
                 os.setgroups([])
                 os.setgid(gid)
