@@ -362,14 +362,17 @@ def launch(tmp_path: Path, stores: Stores) -> Iterator[Callable[..., ServiceProc
     def make(db_url: str | None = None, **sections: dict[str, Any]) -> ServiceProcess:
         home = tmp_path / f"service-{len(started)}"
         home.mkdir()
+        port = free_port()
         config = stores.config()
+        # jobs reach the service at its own port (the hub's environment is not there)
+        config["JobSettings"] = {"api_url": f"http://127.0.0.1:{port}{PREFIX}api/v1/"}
         config["AuditSettings"] = {"checkpoint_every": 20, "checkpoint_seconds": 1.0}
         if db_url:
             config["ServiceSettings"] = {"db_url": db_url}
         for name, values in sections.items():
             config.setdefault(name, {}).update(values)
         write_config(home, config)
-        svc = ServiceProcess(home, free_port(), db_url or "")
+        svc = ServiceProcess(home, port, db_url or "")
         started.append(svc)
         svc.start()
         return svc

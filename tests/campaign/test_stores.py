@@ -1,6 +1,6 @@
 """OpenBao sealed or stopped, SeaweedFS stopped: grants fail closed with a message that says so,
-notebooks get a DataError, nothing is recorded as read that was not, and everything recovers
-without restarting the service once the store is back."""
+notebooks and jobs get a DataError, nothing is recorded as read that was not, and everything
+recovers without restarting the service once the store is back."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.campaign.conftest import ServiceProcess, Stores
+from tests.jobs.conftest import notebook
 from tests.mocking import token_for
 from workbench import data
 
@@ -124,3 +126,62 @@ def test_listing_with_seaweedfs_stopped_is_a_data_error(launch: Launch, stores: 
             ds.files()
     finally:
         stores.start_seaweed()
+
+
+# A job that reads one object, says so, waits for the test to stop SeaweedFS, then reads on.
+READER = notebook(
+    "import pathlib, time\n"
+    "from workbench import data\n"
+    "ds = data.open('acme/calls')\n"
+    "keys = ds.files()\n"
+    "ds.read(keys[0])\n"
+    "ds.flush()\n"
+    "pathlib.Path(sync, 'keys').write_text('\\n'.join(keys))\n"
+    "while not pathlib.Path(sync, 'go').exists():\n"
+    "    time.sleep(0.1)\n"
+    "for key in keys[1:]:\n"
+    "    ds.read(key)\n"
+    "print('read them all')",
+    parameters="sync = ''\n",
+)
+
+
+def test_stopped_seaweedfs_fails_a_reading_job_with_a_data_error(
+    launch: Launch, stores: Stores, tmp_path: Path
+) -> None:
+    svc = launch(LocalJobBackend={"isolate_users": False})
+    rid = svc.approved()
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    body = {
+        "request_id": rid,
+        "name": "reader",
+        "notebook": READER,
+        "parameters": {"sync": str(sync)},
+    }
+    r = svc.client("alice").post("jobs", json=body)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    deadline = time.monotonic() + 120
+    while not (sync / "keys").exists():
+        job = svc.client("alice").get(f"jobs/{job_id}").json()
+        assert job["state"] == "running", job
+        assert time.monotonic() < deadline, "the job did not read its first object"
+        time.sleep(0.2)
+    keys = (sync / "keys").read_text().split("\n")
+    stores.stop_seaweed()
+    try:
+        (sync / "go").touch()
+        while (job := svc.client("alice").get(f"jobs/{job_id}").json())["state"] == "running":
+            assert time.monotonic() < deadline, "the job did not end"
+            time.sleep(0.3)
+    finally:
+        stores.start_seaweed()
+    assert job["state"] == "failed", job
+    error = job["error"] or ""
+    assert (
+        "DataError" in error and f"could not read acme/calls/{keys[1].rsplit('/', 1)[-1]}" in error
+    ), error
+    reads = [e for e in events(svc, "data.read") if e.get("resource") == f"job:{job_id}"]
+    read_keys = [k for e in reads for k in e["detail"]["objects"]]  # type: ignore[index]
+    assert read_keys == [keys[0]], read_keys  # the one read that happened, nothing more
