@@ -11,8 +11,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from tests.campaign.conftest import ROOT
 
 PROBE = """
@@ -26,12 +24,6 @@ print(json.dumps(sorted({m.split(".")[0] for m in set(sys.modules) - before})))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST jobs imports nbformat (with jsonschema, fastjsonschema) lazily, inside the "
-    "call's 6-s deadline: 2.4 s on the quiet 2-core VM, 5.5 s at load 8, where the first job "
-    "submission after a start got 503 (found by test_stateful.py)",
-)
 def test_the_first_job_submission_imports_nothing_inside_its_deadline() -> None:
     out = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120

@@ -7,6 +7,10 @@ import ast
 import copy
 from typing import Any
 
+# imported with the service, not by the first job submission inside its call deadline (it
+# takes seconds on a loaded machine)
+import nbformat
+
 __all__ = ["NotebookError", "check_parameters", "parameter_names", "snapshot"]
 
 MAX_CELLS = 2000
@@ -18,8 +22,6 @@ class NotebookError(ValueError):
 
 def snapshot(nb: dict[str, Any]) -> dict[str, Any]:
     """A validated copy of `nb` (nbformat 4) with outputs and execution counts cleared."""
-    import nbformat
-
     if not isinstance(nb, dict) or nb.get("nbformat") != 4:
         raise NotebookError("the notebook must be an nbformat 4 document (a .ipynb file's JSON)")
     try:
