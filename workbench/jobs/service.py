@@ -110,7 +110,6 @@ class Jobs:
                     f"{self.backend.max_nodes}",
                     **ctx,
                 )
-            job_hours = self._job_gpu_hours(s, req.id)
             budget = req.gpu_hours if profile.gpu_count else 0.0
             try:
                 snapshot = notebooks.snapshot(new.notebook)
@@ -119,8 +118,9 @@ class Jobs:
                 raise Invalid(str(e), **ctx) from e
             deadline = int((req.expires_at - now).total_seconds()) if req.expires_at else 0
             purpose, tenant, datasets = req.purpose, req.tenant, list(req.datasets)
-        # (a second session inside the first would wait on SQLite's write lock)
-        if budget and usage(self.sessions, new.request_id)["gpu_hours_used"] + job_hours >= budget:
+        # servers' and jobs' hours (asked outside the first session: a second session inside
+        # it would wait on SQLite's write lock)
+        if budget and usage(self.sessions, new.request_id)["gpu_hours_used"] >= budget:
             raise Forbidden(
                 f"request {new.request_id} has used its {budget:g} GPU-hours; ask for more",
                 **ctx,
@@ -229,11 +229,6 @@ class Jobs:
                 **ctx,
             )
         return asked
-
-    def _job_gpu_hours(self, s: Session, request_id: int) -> float:
-        now = utcnow()
-        rows = s.scalars(select(Job).where(Job.request_id == request_id, Job.gpus > 0))
-        return sum(j.hours(now) * j.gpus * j.nodes for j in rows)
 
     def rerun(self, actor: Actor, job_id: int) -> dict[str, Any]:
         with self.sessions() as s:
