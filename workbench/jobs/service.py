@@ -201,8 +201,9 @@ class Jobs:
                 row = s.get(Job, job_id)
                 assert row is not None
                 row.backend_ref = ref
-                row.state = JobState.RUNNING
-                row.started_at = utcnow()
+                row.started_at = row.started_at or utcnow()
+                if row.state == JobState.QUEUED:  # a quick job may have ended already
+                    row.state = JobState.RUNNING
         return self._dict(job_id)
 
     def _profile(self, req: AccessRequest, name: str | None, ctx: dict[str, Any]) -> Profile:
