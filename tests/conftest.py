@@ -94,9 +94,10 @@ def wb(tmp_path: Path, config: Config, db_url: str) -> Iterator[Workbench]:
 
 
 class Service:
-    """The service on a real port, in its own thread and event loop."""
+    """The service on a real port, in its own thread and event loop. With `follow_jobs`, jobs
+    reach it and a thread brings their states up to date, as the service's loop does."""
 
-    def __init__(self, wb: Workbench) -> None:
+    def __init__(self, wb: Workbench, follow_jobs: bool = False) -> None:
         self.wb = wb
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}{PREFIX}"
@@ -106,6 +107,16 @@ class Service:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         assert self._ready.wait(10), "service did not start"
+        self._following = threading.Event()
+        self._follower: threading.Thread | None = None
+        if follow_jobs:
+            wb.jobs.api_url = self.url + "api/v1/"
+            self._follower = threading.Thread(target=self._follow, daemon=True)
+            self._follower.start()
+
+    def _follow(self) -> None:
+        while not self._following.wait(0.5):
+            self.wb.jobs.reconcile()
 
     def _run(self) -> None:
         async def main() -> None:
@@ -123,9 +134,25 @@ class Service:
         asyncio.run(main())
 
     def stop(self) -> None:
+        if self._follower is not None:
+            self._following.set()
+            self._follower.join(10)
+            self._stop_running_jobs()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+
+    def _stop_running_jobs(self) -> None:
+        """Leave no job process behind."""
+        from sqlalchemy import select
+
+        from workbench.jobs.models import Job
+
+        with self.wb.sessions() as s:
+            refs = s.scalars(select(Job.backend_ref).where(Job.state == "running")).all()
+        for ref in refs:
+            if ref:
+                self.wb.jobs.backend.stop(ref)
 
     def client(self, user: str | None = None, **kw: Any) -> httpx.Client:
         headers = {"Authorization": f"token {token_for(user)}"} if user else {}

@@ -21,6 +21,7 @@ import hvac.exceptions
 import psycopg
 import pytest
 from sqlalchemy import select, text
+from traitlets.config import Config
 
 from tests.access.conftest import PG_URL, RunningBao, start_bao
 from tests.conftest import Service, make_config
@@ -48,6 +49,22 @@ class DataStack:
     bao: RunningBao
     sql_database: str
 
+    def config(self, **sections: dict[str, Any]) -> Config:
+        """What a workbench needs to reach these stores, with `sections` added."""
+        paths = self.bao.bao.paths
+        cfg = make_config(
+            OpenBaoStore={
+                "url": self.bao.bao.addr,
+                "token_file": str(paths.token_file),
+                "s3_master_key_file": str(self.home / "storage-master.key"),
+                "sql_database": self.sql_database,
+            },
+            S3ObjectStore={"endpoint_url": self.seaweed.endpoint},
+            DataSettings={"sql_url": f"postgresql://127.0.0.1:5432/{self.sql_database}"},
+        )
+        cfg.merge(make_config(**sections))
+        return cfg
+
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataStack]:
@@ -74,18 +91,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataStack]:
 
 @pytest.fixture
 def wb(tmp_path: Path, stores: DataStack, db_url: str) -> Iterator[Workbench]:
-    paths = stores.bao.bao.paths
-    cfg = make_config(
-        ServiceSettings={"db_url": db_url},
-        OpenBaoStore={
-            "url": stores.bao.bao.addr,
-            "token_file": str(paths.token_file),
-            "s3_master_key_file": str(stores.home / "storage-master.key"),
-            "sql_database": stores.sql_database,
-        },
-        S3ObjectStore={"endpoint_url": stores.seaweed.endpoint},
-        DataSettings={"sql_url": f"postgresql://127.0.0.1:5432/{stores.sql_database}"},
-    )
+    cfg = stores.config(ServiceSettings={"db_url": db_url})
     workbench = Workbench.open(settings_for(tmp_path / "home", cfg))
     yield workbench
     workbench.close()

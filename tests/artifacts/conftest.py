@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from tests.access.test_broker import DataStack, events, stores  # noqa: F401 (a fixture)
-from tests.conftest import Service, make_config
+from tests.conftest import Service
 from tests.mocking import token_for
 from workbench.config import DEMO_TENANTS, settings_for
 from workbench.service.context import Workbench
@@ -27,16 +25,8 @@ def wb(tmp_path: Path, stores: DataStack) -> Iterator[Workbench]:  # noqa: F811
     tenants = {k: dict(v) for k, v in DEMO_TENANTS.items()}
     tenants["acme"] = dict(tenants["acme"], managers=["maria", "mike"], approvals_required=1)
     tenants["globex"] = dict(tenants["globex"], managers=["maria", "mike"], approvals_required=2)
-    paths = stores.bao.bao.paths
-    cfg = make_config(
+    cfg = stores.config(
         Catalog={"tenants": tenants},
-        OpenBaoStore={
-            "url": stores.bao.bao.addr,
-            "token_file": str(paths.token_file),
-            "s3_master_key_file": str(stores.home / "storage-master.key"),
-            "sql_database": stores.sql_database,
-        },
-        S3ObjectStore={"endpoint_url": stores.seaweed.endpoint},
         LocalJobBackend={"isolate_users": False},
         ArtifactSettings={
             "evaluation_notebook": str(EXAMPLES / "evaluate_calls.ipynb"),
@@ -51,26 +41,8 @@ def wb(tmp_path: Path, stores: DataStack) -> Iterator[Workbench]:  # noqa: F811
 
 @pytest.fixture
 def service(wb: Workbench) -> Iterator[Service]:
-    svc = Service(wb)
-    wb.jobs.api_url = svc.url + "api/v1/"
-    stop = threading.Event()
-
-    def follow() -> None:  # what the service's loop does every JobSettings.poll_seconds
-        while not stop.wait(0.5):
-            wb.jobs.reconcile()
-
-    follower = threading.Thread(target=follow, daemon=True)
-    follower.start()
+    svc = Service(wb, follow_jobs=True)
     yield svc
-    stop.set()
-    follower.join(10)
-    from workbench.jobs.models import Job
-
-    with wb.sessions() as s:  # leave no job process behind
-        refs = s.scalars(select(Job.backend_ref).where(Job.state == "running")).all()
-    for ref in refs:
-        if ref:
-            wb.jobs.backend.stop(ref)
     svc.stop()
 
 

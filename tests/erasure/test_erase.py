@@ -20,7 +20,7 @@ from traitlets.config import Config
 
 from tests.access.conftest import PG_URL
 from tests.access.test_broker import DataStack, events, stores  # noqa: F401 (a fixture)
-from tests.conftest import Service, make_config
+from tests.conftest import Service
 from tests.mocking import token_for
 from workbench import data
 from workbench.access.models import RequestToken
@@ -41,17 +41,7 @@ BODY = {"purpose": "Churn model", "profile": "cpu-small", "hours": 1}
 
 @pytest.fixture
 def wb(tmp_path: Path, stores: DataStack, config: Config) -> Iterator[Workbench]:  # noqa: F811
-    paths = stores.bao.bao.paths
-    cfg = make_config(
-        OpenBaoStore={
-            "url": stores.bao.bao.addr,
-            "token_file": str(paths.token_file),
-            "s3_master_key_file": str(stores.home / "storage-master.key"),
-            "sql_database": stores.sql_database,
-        },
-        S3ObjectStore={"endpoint_url": stores.seaweed.endpoint},
-        DataSettings={"sql_url": f"postgresql://127.0.0.1:5432/{stores.sql_database}"},
-    )
+    cfg = stores.config()
     cfg.merge(config)
     workbench = Workbench.open(settings_for(tmp_path / "home", cfg))
     yield workbench

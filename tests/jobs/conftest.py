@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,29 +26,8 @@ def config(config: Config) -> Config:
 
 @pytest.fixture
 def service(wb: Workbench) -> Iterator[Service]:
-    svc = Service(wb)
-    wb.jobs.api_url = svc.url + "api/v1/"
-    # what the service's loop does every JobSettings.poll_seconds
-    stop = threading.Event()
-
-    def follow() -> None:
-        while not stop.wait(0.5):
-            wb.jobs.reconcile()
-
-    follower = threading.Thread(target=follow, daemon=True)
-    follower.start()
+    svc = Service(wb, follow_jobs=True)
     yield svc
-    stop.set()
-    follower.join(10)
-    from sqlalchemy import select
-
-    from workbench.jobs.models import Job
-
-    with wb.sessions() as s:  # leave no job process behind
-        refs = s.scalars(select(Job.backend_ref).where(Job.state == "running")).all()
-    for ref in refs:
-        if ref:
-            wb.jobs.backend.stop(ref)
     svc.stop()
 
 

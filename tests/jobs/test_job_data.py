@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.access.test_broker import DataStack, events, stores  # noqa: F401 (a fixture)
-from tests.conftest import Service, make_config
+from tests.conftest import Service
 from tests.jobs.conftest import approved, notebook, wait_ended
 from workbench.config import settings_for
 from workbench.service.context import Workbench
@@ -23,20 +23,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="jobs run as system ac
 
 @pytest.fixture
 def wb(tmp_path: Path, stores: DataStack) -> Iterator[Workbench]:  # noqa: F811
-    paths = stores.bao.bao.paths
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    cfg = make_config(
-        OpenBaoStore={
-            "url": stores.bao.bao.addr,
-            "token_file": str(paths.token_file),
-            "s3_master_key_file": str(stores.home / "storage-master.key"),
-            "sql_database": stores.sql_database,
-        },
-        S3ObjectStore={"endpoint_url": stores.seaweed.endpoint},
-        DataSettings={"sql_url": f"postgresql://127.0.0.1:5432/{stores.sql_database}"},
-        LocalJobBackend={"isolate_users": True},
-    )
+    cfg = stores.config(LocalJobBackend={"isolate_users": True})
     workbench = Workbench.open(settings_for(home, cfg))
     yield workbench
     workbench.close()

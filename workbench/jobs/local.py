@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, Float, Unicode, default
 
 from workbench import accounts
 from workbench.jobs.backend import RUNNER, JobBackend, JobSpec, Status
@@ -63,6 +63,12 @@ class LocalJobBackend(JobBackend):
         "",
         help="""Without isolation: the directory holding `<user>/job-<id>` working
         directories. Default: `jobs` in the workbench HOME.""",
+    ).tag(config=True)
+
+    stop_grace_seconds = Float(
+        3.0,
+        help="""How long a stopped job has after SIGTERM before SIGKILL (a cancel waits for
+        it, within the service's call deadline).""",
     ).tag(config=True)
 
     stack_id = Unicode(
@@ -169,7 +175,7 @@ class LocalJobBackend(JobBackend):
         what is left after a grace period."""
         pid, workdir = _parse(ref)
         mark = json.loads(ref).get("mark", "")
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for sig, grace in ((signal.SIGTERM, self.stop_grace_seconds), (signal.SIGKILL, 2.0)):
             found = _marked(mark)
             if _alive(pid, workdir):
                 with contextlib.suppress(ProcessLookupError):
