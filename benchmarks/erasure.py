@@ -61,16 +61,8 @@ def erasure_for(wb: Workbench, stores: Stores) -> Erasure:
         artifacts_bucket="workbench-artifacts",
         bao=stores.hvac(stores.root_token),
     )
-    return Erasure(
-        wb.sessions,
-        wb.audit,
-        wb.settings.catalog,
-        wb.requests,
-        wb.broker,
-        wb.jobs,
+    return wb.erasure(
         operator,
-        artifacts=getattr(wb, "artifacts", None),
-        exports=wb.airlock,
         server_wait=5,
         actor="bench",
     )

@@ -189,7 +189,7 @@ def cmd_tenant_erase(args: argparse.Namespace) -> int:
 
     from workbench.config import settings_for
     from workbench.erasure.operator import operator_for, stack_env
-    from workbench.erasure.service import Erasure, known_tenant
+    from workbench.erasure.service import known_tenant
     from workbench.errors import WorkbenchError
     from workbench.service.context import Workbench
 
@@ -203,16 +203,8 @@ def cmd_tenant_erase(args: argparse.Namespace) -> int:
         except WorkbenchError as e:
             print(f"error: {e.message}", file=sys.stderr)
             return 2
-        erasure = Erasure(
-            wb.sessions,
-            wb.audit,
-            wb.settings.catalog,
-            wb.requests,
-            wb.broker,
-            wb.jobs,
+        erasure = wb.erasure(
             operator_for(wb.settings),
-            artifacts=getattr(wb, "artifacts", None),
-            exports=wb.airlock,
             server_wait=args.server_wait,
             actor=f"cli:{getpass.getuser()}",
         )

@@ -59,7 +59,6 @@ from workbench.config import settings_for
 from workbench.db import utcnow
 from workbench.embedded.seaweed import admin_client
 from workbench.erasure.operator import Operator
-from workbench.erasure.service import Erasure
 from workbench.requests.models import AccessRequest
 from workbench.service.context import Workbench
 
@@ -481,19 +480,7 @@ class AccessMachine(RuleBasedStateMachine):
             artifacts_bucket=store.artifacts_bucket,
             bao=self.stores.root(),
         )
-        wb = self.wb
-        eraser = Erasure(
-            wb.sessions,
-            wb.audit,
-            wb.settings.catalog,
-            wb.requests,
-            wb.broker,
-            wb.jobs,
-            operator,
-            artifacts=wb.artifacts,
-            exports=wb.airlock,
-            server_wait=5,
-        )
+        eraser = self.wb.erasure(operator, server_wait=5)
         certificate = eraser.erase(tenant)
         assert certificate["tenant"] == tenant
         self.erased.add(tenant)

@@ -57,16 +57,8 @@ def eraser(wb: Workbench, stores: DataStack, **kw: Any) -> Erasure:  # noqa: F81
         pg_url=PG_URL,
         sql_database=stores.sql_database,
     )
-    return Erasure(
-        wb.sessions,
-        wb.audit,
-        wb.settings.catalog,
-        wb.requests,
-        wb.broker,
-        wb.jobs,
+    return wb.erasure(
         operator,
-        artifacts=getattr(wb, "artifacts", None),
-        exports=wb.airlock,
         server_wait=kw.pop("server_wait", 20),
         **kw,
     )

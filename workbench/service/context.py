@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 from sqlalchemy.engine import Engine
@@ -17,6 +18,8 @@ from workbench.artifacts.store import ArtifactObjects
 from workbench.audit import AuditLog, Signer
 from workbench.config import ArtifactSettings, Settings
 from workbench.db import make_engine, session_factory
+from workbench.erasure.operator import Operator
+from workbench.erasure.service import Erasure
 from workbench.jobs.backend import JobBackend
 from workbench.jobs.local import LocalJobBackend
 from workbench.jobs.service import Jobs
@@ -88,6 +91,22 @@ class Workbench:
         )
         jobs.on_end.append(artifacts.gates.job_ended)  # an evaluation's jobs end its report
         return cls(settings, engine, sessions, audit, requests, broker, jobs, airlock, artifacts)
+
+    def erasure(self, operator: Operator, **options: Any) -> Erasure:
+        """The tenant erasure over this workbench's parts, acting with `operator`'s storage
+        and secret-store credentials (`workbench.erasure.operator`)."""
+        return Erasure(
+            self.sessions,
+            self.audit,
+            self.settings.catalog,
+            self.requests,
+            self.broker,
+            self.jobs,
+            operator,
+            artifacts=self.artifacts,
+            exports=self.airlock,
+            **options,
+        )
 
     def close(self) -> None:
         self.audit.close()
