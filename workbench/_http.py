@@ -57,3 +57,23 @@ def call(http: httpx.Client, error: type[Exception], method: str, path: str, **k
         message = data.get("error", data) if isinstance(data, dict) else data
         raise error(f"{message} (HTTP {r.status_code})")
     return data
+
+
+def s3_client(location: dict[str, Any], credentials: dict[str, Any]) -> Any:
+    """A boto3 S3 client for a grant's `location` and `credentials`. A session of its own:
+    boto3's default session is not safe to share between threads."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=location.get("endpoint_url"),
+        region_name=location.get("region") or "us-east-1",
+        aws_access_key_id=credentials["access_key_id"],
+        aws_secret_access_key=credentials["secret_access_key"],
+        config=Config(
+            signature_version="s3v4",
+            retries={"max_attempts": 2},
+            s3={"addressing_style": location.get("addressing_style") or "auto"},
+        ),
+    )

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench._http import api_url as service_url
-from workbench._http import call, env_token, make_client
+from workbench._http import call, env_token, make_client, s3_client
 
 __all__ = ["Client", "DataError", "ObjectDataset", "TableDataset", "client", "datasets", "open"]
 
@@ -111,7 +111,7 @@ class Client:
         with self._lock:
             cached = self._s3.get(dataset)
             if cached is None or cached[:2] != (g["id"], pid):
-                cached = (g["id"], pid, _s3_client(g["location"], g["credentials"]))
+                cached = (g["id"], pid, s3_client(g["location"], g["credentials"]))
                 self._s3[dataset] = cached
         return cached[2], g["location"], g
 
@@ -143,25 +143,6 @@ def _epoch(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def _s3_client(loc: dict[str, Any], cred: dict[str, Any]) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    # A session of its own: boto3's default session is not safe to share between threads.
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=loc.get("endpoint_url"),
-        region_name=loc.get("region") or "us-east-1",
-        aws_access_key_id=cred["access_key_id"],
-        aws_secret_access_key=cred["secret_access_key"],
-        config=Config(
-            signature_version="s3v4",
-            retries={"max_attempts": 2},
-            s3={"addressing_style": loc.get("addressing_style") or "auto"},
-        ),
-    )
 
 
 @dataclass

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from workbench._http import api_url, call, env_token, make_client
+from workbench._http import api_url, call, env_token, make_client, s3_client
 
 __all__ = ["ArtifactError", "get", "list", "load", "save"]
 
@@ -51,24 +51,6 @@ def _digest(path: Path) -> tuple[str, int]:
             h.update(chunk)
             size += len(chunk)
     return h.hexdigest(), size
-
-
-def _s3(location: dict[str, Any], credentials: dict[str, Any]) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=location.get("endpoint_url"),
-        region_name=location.get("region") or "us-east-1",
-        aws_access_key_id=credentials["access_key_id"],
-        aws_secret_access_key=credentials["secret_access_key"],
-        config=Config(
-            signature_version="s3v4",
-            retries={"max_attempts": 3},
-            s3={"addressing_style": location.get("addressing_style") or "auto"},
-        ),
-    )
 
 
 def save(
@@ -106,7 +88,7 @@ def _save_file(
     upload = _api("POST", "artifacts/uploads", json={"request_id": rid})
     loc = upload["location"]
     try:
-        _s3(loc, upload["credentials"]).upload_file(
+        s3_client(loc, upload["credentials"]).upload_file(
             str(path), loc["bucket"], loc["prefix"] + sha256
         )
     except Exception as e:
