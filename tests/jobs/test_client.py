@@ -87,3 +87,15 @@ def test_workbench_run_each_tenant_runs_one_job_per_tenant_under_its_own_request
     with pytest.raises(SystemExit) as refused:
         cli.main([*args, "--request", str(acme), "-p", "lr", "0.1"])
     assert "not in the notebook's parameters cell" in str(refused.value)
+
+
+def test_metrics_logged_faster_than_a_report_carries_go_in_several_reports() -> None:
+    sent: list[list[dict]] = []
+    metrics = jobs_client._Metrics(sent.append)
+    for step in range(2500):  # a fast loop: more than one report's worth before any flush
+        metrics.add("loss", 1.0 / (step + 1), None)
+    metrics.flush()
+    sizes = [len(b) for b in sent]
+    assert sum(sizes) == 2500 and max(sizes) <= jobs_client.MAX_REPORT
+    steps = [m["step"] for b in sent for m in b]
+    assert sorted(steps) == list(range(2500))

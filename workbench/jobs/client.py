@@ -23,6 +23,7 @@ __all__ = ["Job", "JobError", "in_job", "jobs", "log_metric", "submit"]
 ENDED = ("succeeded", "failed", "cancelled", "lost")
 FLUSH_SECONDS = 1.0  # metrics are sent at least this often while a job runs
 FLUSH_EVERY = 200  # ...or once this many are waiting
+MAX_REPORT = 1000  # most metrics one report carries (the service's limit)
 
 
 class JobError(Exception):
@@ -193,17 +194,20 @@ class _Metrics:
             with self._cond:
                 self._cond.wait(FLUSH_SECONDS)
                 batch, self._pending = self._pending, []
-            if batch:
-                try:
-                    self._send(batch)
-                except JobError as e:  # a metric lost is not worth failing the training for
-                    print(f"workbench: could not report {len(batch)} metrics: {e}")
+            try:
+                self._send_all(batch)
+            except JobError as e:  # a metric lost is not worth failing the training for
+                print(f"workbench: could not report {len(batch)} metrics: {e}")
+
+    def _send_all(self, batch: list[dict[str, Any]]) -> None:
+        # a fast loop logs more in a second than one report may carry (the API's limit)
+        for start in range(0, len(batch), MAX_REPORT):
+            self._send(batch[start : start + MAX_REPORT])
 
     def flush(self) -> None:
         with self._cond:
             batch, self._pending = self._pending, []
-        if batch:
-            self._send(batch)
+        self._send_all(batch)
 
 
 _metrics: _Metrics | None = None
