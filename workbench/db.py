@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 NAMING = {
@@ -32,7 +34,8 @@ def normalise_url(url: str) -> str:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`. SQLite gets WAL, a busy timeout and write-locking transactions
-    (`BEGIN IMMEDIATE`), so that the audit chain's read-then-append cannot interleave."""
+    (`BEGIN IMMEDIATE`), so that the audit chain's read-then-append cannot interleave; the
+    connections `reading` hands out begin without the write lock."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -51,7 +54,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get(READ_ONLY)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_size", 20)
@@ -62,6 +66,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine, ping_idle)
     return engine
+
+
+READ_ONLY = "workbench_read_only"
+
+
+@contextlib.contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads alone: on SQLite its transaction takes no write lock (so it
+    does not queue behind the audit writer), elsewhere it runs in autocommit (no ROLLBACK
+    round trip when it is returned)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            yield conn.execution_options(**{READ_ONLY: True})
+        else:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 # A connection used within this many seconds is handed out without a ping.

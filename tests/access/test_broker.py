@@ -334,6 +334,30 @@ def tokens_of(service: Service, rid: int) -> list[RequestToken]:
         return list(s.scalars(select(RequestToken).where(RequestToken.request_id == rid)))
 
 
+def newest_sql_lease(stores: DataStack) -> dict[str, Any]:
+    """The newest lease of a tenant-acme SQL login (read as root)."""
+    root, prefix = stores.bao.root, "database/creds/tenant-acme/"
+    keys = root.sys.list_leases(prefix)["data"]["keys"]
+    leases = [root.sys.read_lease(prefix + key)["data"] for key in keys]
+    return max(leases, key=lambda lease: str(lease["issue_time"]))
+
+
+def test_a_sql_login_lasts_its_role_s_lease_within_the_request(
+    service: Service, stores: DataStack
+) -> None:
+    """A request with hours left keeps the role's default lease (one OpenBao call, no
+    renewal); a request ending sooner shortens it to the request's end."""
+    broker = service.wb.broker
+    broker.grant(ALICE, approved(service, hours=8), "acme/accounts")
+    lease = newest_sql_lease(stores)
+    assert lease["last_renewal"] is None
+    assert 3500 < lease["ttl"] <= 3600 + 60
+    broker.grant(ALICE, approved(service, hours=0.25), "acme/accounts")
+    lease = newest_sql_lease(stores)
+    assert lease["last_renewal"] is not None
+    assert 0 < lease["ttl"] <= 15 * 60
+
+
 def test_a_jobs_grant_uses_a_token_of_its_own(service: Service, stores: DataStack) -> None:
     broker = service.wb.broker
     rid = approved(service)

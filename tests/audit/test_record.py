@@ -11,17 +11,19 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, select, text
 
 from tests.audit.conftest import create_database, drop_database
 from workbench import dbsetup
 from workbench.audit import AuditEvent, AuditLog, AuditUnavailable, Recorded, Signer, verify
-from workbench.db import make_engine
+from workbench.db import UTCDateTime, make_engine
 
 MakeLog = Callable[..., AuditLog]
 
@@ -84,6 +86,73 @@ async def test_arecord(engine: Engine, make_log: MakeLog, signer: Signer) -> Non
     assert sorted(r.seq for r in recorded) == list(range(1, 21))
     with engine.connect() as conn:
         assert verify(conn, signer.public_key).ok
+
+
+COMPANIONS = Table(
+    "test_companion_rows",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("note", String(40), nullable=False),
+    Column("at", UTCDateTime),
+)
+
+
+@pytest.fixture
+def companions(engine: Engine) -> Iterator[Table]:
+    COMPANIONS.create(engine, checkfirst=True)
+    try:
+        yield COMPANIONS
+    finally:
+        COMPANIONS.drop(engine)
+
+
+def test_rows_commit_with_their_event_and_may_carry_its_seq(
+    engine: Engine, make_log: MakeLog, signer: Signer, companions: Table
+) -> None:
+    """What a grant does: its row, keyed by its event's seq, commits with the event (on
+    PostgreSQL in the writer's batches, shared by concurrent callers)."""
+    log = make_log(checkpoint_every=10)
+    at = datetime(2026, 11, 23, 4, 5, 6, 789000, tzinfo=UTC)
+
+    def record(i: int) -> int:
+        e = event(i)
+
+        def rows(seq: int) -> list[tuple[Table, dict[str, Any]]]:
+            e.detail["row"] = seq  # completed before the event is hashed
+            return [(companions, {"id": seq, "note": f"row of {i}", "at": at})]
+
+        return log.record(e, rows=rows).seq
+
+    with ThreadPoolExecutor(8) as pool:
+        got = sorted(pool.map(record, range(40)))
+    assert got == list(range(1, 41))
+    with engine.connect() as conn:
+        stored = {r.id: (r.note, r.at) for r in conn.execute(select(companions))}
+        bodies = [json.loads(b) for b in conn.scalars(text("SELECT body FROM audit_events"))]
+        assert verify(conn, signer.public_key).ok
+    assert {e["seq"]: e["detail"]["row"] for e in bodies} == {s: s for s in got}
+    assert {seq: note for seq, (note, _) in stored.items()} == {
+        e["seq"]: f"row of {e['detail']['i']}" for e in bodies
+    }
+    assert {when for _, when in stored.values()} == {at}
+
+
+def test_a_row_that_cannot_be_written_takes_its_event_with_it(
+    engine: Engine, make_log: MakeLog, companions: Table
+) -> None:
+    log = make_log()
+    log.record(event(1))
+    with pytest.raises(AuditUnavailable):
+        log.record(event(2), rows=lambda seq: [(companions, {"id": seq, "note": None, "at": None})])
+    assert seqs(engine) == [1]
+    with engine.connect() as conn:
+        assert conn.execute(select(companions)).all() == []
+    assert (
+        log.record(
+            event(3), rows=lambda seq: [(companions, {"id": seq, "note": "x", "at": None})]
+        ).seq
+        == 2
+    )
 
 
 def test_append_commits_with_the_callers_transaction(engine: Engine, make_log: MakeLog) -> None:

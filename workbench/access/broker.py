@@ -1,10 +1,12 @@
 """The credential broker: data credentials only for an approved, unexpired request of the
 caller's own that covers the dataset — and only after that grant is durably on record.
 
-Order of a grant (invariant 1): check the request; write the grant row and its audit event in
-one committed transaction; only then ask the secret store, with a token minted for that request
-whose policy reaches only that tenant's paths (invariant 2: a bug here still cannot fetch
-another tenant's secret). Ending a request revokes its tokens, and with them their leases.
+Order of a grant (invariant 1): check the request; have the audit log commit the grant's event
+and the grant row in one transaction (on PostgreSQL concurrent grants share it: group commit);
+only then ask the secret store, with a token minted for that request whose policy reaches only that
+tenant's paths (invariant 2: a bug here still cannot fetch another tenant's secret). A grant's
+id is the seq of its `grant.issue` event. Ending a request revokes its tokens, and with them
+their leases.
 
 A job's grants use a token minted for that job alone (same tenant policy, no longer than its
 request), so that ending the job (`revoke_job`) revokes its credentials and nothing else.
@@ -18,14 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from workbench.access.models import Grant, RequestToken
 from workbench.actor import Actor
-from workbench.audit import AuditEvent, AuditLog
+from workbench.audit import AuditEvent, AuditLog, AuditUnavailable
 from workbench.config import CatalogData
-from workbench.db import utcnow
+from workbench.db import reading, utcnow
 from workbench.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable, WorkbenchError
 from workbench.requests.models import AccessRequest, State
 from workbench.scopes import DATA
@@ -100,6 +102,7 @@ class Broker:
         grant_seconds: int = 3600,
     ) -> None:
         self.sessions = sessions
+        self.engine = sessions.kw["bind"]
         self.audit = audit
         self.catalog = catalog
         self.secrets = secrets
@@ -131,46 +134,44 @@ class Broker:
         now = utcnow()
         if job_id is not None and resource is None:
             resource = f"job:{job_id}"
-        # One transaction, one statement each: the request (its decisions are not needed),
-        # the grant row, the chain's tail and the event. Commit makes the grant durable.
-        with self.sessions.begin() as s:
-            conn = s.connection()
+        with reading(self.engine) as conn:  # the request alone: its decisions are not needed
             row = conn.execute(_REQUEST, {"id": request_id}).first()
-            req = _Request(*row) if row is not None else None
-            tenant, name = split_dataset(dataset, req.tenant if req else "")
-            kind = self._check(actor, req, tenant, name, now)
-            assert req is not None
-            expires = min(req.expires_at or now, now + timedelta(seconds=self.grant_seconds))
-            grant = Grant(
-                request_id=req.id,
-                actor=actor.name,
+        req = _Request(*row) if row is not None else None
+        tenant, name = split_dataset(dataset, req.tenant if req else "")
+        kind = self._check(actor, req, tenant, name, now)
+        assert req is not None
+        expires = min(req.expires_at or now, now + timedelta(seconds=self.grant_seconds))
+        grant = Grant(
+            request_id=req.id,
+            actor=actor.name,
+            tenant=tenant,
+            dataset=name,
+            kind=kind,
+            resource=resource,
+            issued_at=now,
+            expires_at=expires,
+            lease_id=None,
+            job_id=job_id,
+        )
+        event = _grant_event(actor, req, tenant, name, resource=resource)
+        event.detail = {"kind": kind, "expires_at": str(expires)}
+        if job_id is not None:
+            event.detail["job_id"] = job_id
+
+        def grant_row(seq: int) -> list[tuple[Table, dict[str, Any]]]:
+            grant.id = event.detail["grant_id"] = seq
+            return [(_GRANTS, {c.key: getattr(grant, c.key) for c in _GRANTS.columns})]
+
+        try:  # the event and the grant row commit together: the grant is durable
+            self.audit.record(event, rows=grant_row)
+        except AuditUnavailable as e:
+            raise Unavailable(
+                f"{e}, so no credential was issued; try again shortly",
                 tenant=tenant,
                 dataset=name,
-                kind=kind,
-                resource=resource,
-                issued_at=now,
-                expires_at=expires,
-                job_id=job_id,
-            )
-            grant.id = conn.execute(
-                _INSERT_GRANT,
-                {
-                    "request_id": grant.request_id,
-                    "actor": grant.actor,
-                    "tenant": grant.tenant,
-                    "dataset": grant.dataset,
-                    "kind": grant.kind,
-                    "resource": grant.resource,
-                    "issued_at": grant.issued_at,
-                    "expires_at": grant.expires_at,
-                    "job_id": grant.job_id,
-                },
-            ).scalar_one()
-            event = _grant_event(actor, req, tenant, name, resource=resource)
-            event.detail = {"grant_id": grant.id, "kind": kind, "expires_at": str(expires)}
-            if job_id is not None:
-                event.detail["job_id"] = job_id
-            self.audit.append(conn, [event])
+                request_id=req.id,
+                action="grant.issue",
+            ) from e
         out = grant.as_dict()
         remaining = int((expires - now).total_seconds())
         # committed: the grant is on record; only now may a credential leave
@@ -429,7 +430,7 @@ _REQUEST = select(
     AccessRequest.state,
     AccessRequest.expires_at,
 ).where(AccessRequest.id == bindparam("id"))
-_INSERT_GRANT = insert(Grant).returning(Grant.id)
+_GRANTS: Table = Grant.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
