@@ -108,6 +108,33 @@ def test_a_round_accounts_use_and_stops_a_revoked_requests_server(service: Servi
         assert q.events(conn, Filters(action="server.end")) == []
 
 
+class SlowHub(FakeHub):
+    """A hub whose servers take a while to stop: one asked to stop is still listed."""
+
+    def stop(self, user: str, name: str) -> None:
+        self.stopped.append((user, name))
+
+
+def test_a_server_still_stopping_is_on_record_once(service: Service) -> None:
+    """Every round (and the round a revocation starts at once) stops a server that is still
+    listed as running; its stop is on record once."""
+    body = {"tenant": "acme", "datasets": ["calls"], "purpose": "p", "profile": "cpu-small"}
+    with service.client("alice") as alice, service.client("maria") as maria:
+        rid = alice.post("requests", json={**body, "hours": 1}).json()["id"]
+        maria.post(f"requests/{rid}/approve", json={})
+        hub = SlowHub()
+        hub.servers = [Running("alice", f"r{rid}", datetime.now(UTC), datetime.now(UTC))]
+        compute = Compute(service.wb.sessions, service.wb.audit, hub, LIMITS)
+        compute.reap()
+        maria.post(f"requests/{rid}/revoke", json={"comment": "done"})
+    for _ in range(3):
+        compute.reap()
+    assert hub.stopped == [("alice", f"r{rid}")] * 3
+    with service.wb.engine.connect() as conn:
+        [event] = q.events(conn, Filters(action="server.stop"))
+    assert "revoked" in event["reason"] and event["request_id"] == rid
+
+
 def test_a_server_that_vanished_is_recorded_with_why(service: Service) -> None:
     body = {
         "tenant": "acme",

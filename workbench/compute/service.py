@@ -119,27 +119,36 @@ class Compute:
         except Exception as e:  # the next round tries again
             log.warning("could not stop %s/%s: %s", srv.user, srv.name, e)
             return
-        with self.sessions.begin() as s:
-            for row in s.scalars(
-                select(ServerSession).where(
-                    ServerSession.user == srv.user,
-                    ServerSession.server == srv.name,
-                    ServerSession.stopped_at.is_(None),
-                )
-            ):
-                row.stop_reason = stop.reason
-        self.audit.record(
-            AuditEvent(
-                action=stop.action,
-                actor="workbench",
-                role="system",
-                tenant=req.tenant if req else None,
-                request_id=req.id if req else srv.request_id,
-                resource=f"{srv.user}/{srv.name}",
-                reason=stop.reason,
-                detail={"user": srv.user},
-            )
+        event = AuditEvent(
+            action=stop.action,
+            actor="workbench",
+            role="system",
+            tenant=req.tenant if req else None,
+            request_id=req.id if req else srv.request_id,
+            resource=f"{srv.user}/{srv.name}",
+            reason=stop.reason,
+            detail={"user": srv.user},
         )
+        # A server still stopping is still listed as running, so a later round (or the round
+        # an ended request starts at once) stops it again: only the first stop is on record,
+        # committed with the reason it writes.
+        with self.sessions.begin() as s:
+            rows = list(
+                s.scalars(
+                    select(ServerSession)
+                    .where(
+                        ServerSession.user == srv.user,
+                        ServerSession.server == srv.name,
+                        ServerSession.stopped_at.is_(None),
+                    )
+                    .with_for_update()
+                )
+            )
+            first = [row for row in rows if row.stop_reason is None]
+            for row in first:
+                row.stop_reason = stop.reason
+            if first or not rows:
+                self.audit.append(s.connection(), [event])
 
     def usage(self, request_id: int) -> dict[str, float]:
         return usage(self.sessions, request_id)
