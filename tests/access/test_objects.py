@@ -397,6 +397,46 @@ def test_restart_keeps_data_and_endpoint(tmp_path: Path) -> None:
         assert body == demo_data.demo_objects("acme", "Acme Corp")[csv_key]
 
 
+def mark_erased(home: Path, tenant: str) -> None:
+    """Record `tenant` as erased in HOME's service database, as `workbench tenant erase` does."""
+    from workbench import dbsetup
+    from workbench.db import make_engine, utcnow
+    from workbench.erasure.models import TenantErasure
+
+    engine = make_engine(settings_for(home).db_url)
+    dbsetup.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            TenantErasure.__table__.insert().values(
+                tenant=tenant, state="erased", started_by="admin", started_at=utcnow(), runs=1
+            )
+        )
+    engine.dispose()
+
+
+def test_an_erased_demo_tenant_is_not_seeded_again_at_the_next_start(tmp_path: Path) -> None:
+    """The start's seeding (`on_ready`) writes globex's demo data again, never acme's once
+    acme is erased, and acme's old keys are refused."""
+    mark_erased(tmp_path, "acme")
+    with running_seaweed(tmp_path) as server:
+        assert server.embedded.spec.on_ready is not None
+        server.embedded.spec.on_ready()
+        admin = server.admin()
+        listed = admin.list_objects_v2(Bucket=DATA, Prefix="tenants/")
+        tenants = {obj["Key"].split("/")[1] for obj in listed.get("Contents", [])}
+        assert tenants == {"globex"}
+        acme = server.client("acme")
+        refused(lambda: acme.list_objects_v2(Bucket=DATA, Prefix="tenants/"), "InvalidAccessKeyId")
+
+
+def test_an_erased_tenant_gets_no_sql_schema_at_the_next_start(tmp_path: Path) -> None:
+    from workbench.embedded import openbao
+
+    assert "acme" in openbao.prepare(tmp_path).sql_tenants
+    mark_erased(tmp_path, "acme")
+    assert openbao.prepare(tmp_path).sql_tenants == ("globex",)
+
+
 def test_ten_thousand_tenants(tmp_path: Path) -> None:
     """Weed starts with 10,000 identities, and the last tenant's key works at once."""
     tenants = {f"t{i:05d}": {"managers": ["m"]} for i in range(10_000)}

@@ -39,6 +39,7 @@ from workbench.access.secrets import (
     render_broker_policy,
 )
 from workbench.embedded.supervisor import ChildSpec
+from workbench.erasure.marks import erased_tenants
 
 if TYPE_CHECKING:
     import hvac
@@ -361,7 +362,14 @@ def prepare(home: Path, exclude: Iterable[int] = (), config: Config | None = Non
     if config is None:
         config = load_config(home)
     catalog = Catalog(config=config).build()
-    sql_tenants = tuple(sorted(t.name for t in catalog.tenants.values() if _has_tables(t.datasets)))
+    erased = erased_tenants(home)  # their schemas stay dropped
+    sql_tenants = tuple(
+        sorted(
+            t.name
+            for t in catalog.tenants.values()
+            if _has_tables(t.datasets) and t.name not in erased
+        )
+    )
     port, cluster_port = choose_ports(2, exclude)
     return EmbeddedBao(
         paths=BaoPaths(home),

@@ -24,7 +24,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -37,6 +37,7 @@ from workbench.access.objects import ENDPOINT_ENV, S3ObjectStore, tenant_prefix
 from workbench.config import Catalog, CatalogData, load_config
 from workbench.embedded import demo_data
 from workbench.embedded.supervisor import ChildSpec
+from workbench.erasure.marks import erased_tenants
 from workbench.errors import ConfigError, Invalid
 
 SUBDIR = "seaweedfs"
@@ -131,11 +132,14 @@ def admin_keys(home: Path) -> Keys:
     return data["access_key"], data["secret_key"]
 
 
-def write_identity_config(home: Path, catalog: CatalogData, store: S3ObjectStore) -> Path:
-    """Generate HOME/seaweedfs/s3.json from the catalog, leaving out erased tenants (keys
-    handed out before an erasure stop working at the next start); return its path."""
+def write_identity_config(
+    home: Path, catalog: CatalogData, store: S3ObjectStore, erased: Collection[str] | None = None
+) -> Path:
+    """Generate HOME/seaweedfs/s3.json from the catalog, leaving out erased tenants (`erased`,
+    default: those HOME's database names; keys handed out before an erasure stop working at the
+    next start); return its path."""
     master = master_secret(home)
-    gone = erased_tenants(home)
+    gone = set(erased_tenants(home) if erased is None else erased)
     doc = identity_config(
         sorted(set(catalog.tenants) - gone),
         lambda tenant: tenant_s3_keys(master, tenant),
@@ -146,28 +150,6 @@ def write_identity_config(home: Path, catalog: CatalogData, store: S3ObjectStore
     path = home / SUBDIR / "s3.json"
     _write_private(path, json.dumps(doc, separators=(",", ":")))
     return path
-
-
-def erased_tenants(home: Path) -> set[str]:
-    """Tenants erased (or being erased) on the stack under HOME; none before its database."""
-    from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from workbench.config import settings_for
-    from workbench.db import make_engine
-    from workbench.erasure.models import TenantErasure
-
-    url = settings_for(home).db_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return set()
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return set(conn.scalars(select(TenantErasure.tenant)))
-    except SQLAlchemyError:  # no such table yet: nothing erased
-        return set()
-    finally:
-        engine.dispose()
 
 
 # -- ports -----------------------------------------------------------------------------------
@@ -297,16 +279,22 @@ def endpoint_of(ports: Ports) -> str:
 
 
 def seed(
-    home: Path, store: S3ObjectStore, catalog: CatalogData, patience: float = 30.0
+    home: Path,
+    store: S3ObjectStore,
+    catalog: CatalogData,
+    patience: float = 30.0,
+    erased: Collection[str] = (),
 ) -> demo_data.SeedResult:
-    """Create the buckets and seed the demo tenants' data, with the admin identity.
+    """Create the buckets and seed the demo tenants' data, with the admin identity; an erased
+    demo tenant's data is not seeded again.
 
     Just after a (re)start SeaweedFS answers its health check before its volume server has
     registered again, and then fails reads and writes with 5xx for a moment: retry those."""
     deadline = time.monotonic() + patience
     while True:
         try:
-            return demo_data.seed(admin_client(home, store), store, catalog)
+            tenants = [t for t in demo_data.DEMO_TENANTS if t not in erased]
+            return demo_data.seed(admin_client(home, store), store, catalog, tenants)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             status = getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
             transient = status is None or status >= 500
@@ -333,7 +321,8 @@ def prepare(
     base = home / SUBDIR
     data = base / "data"
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    s3_config = write_identity_config(home, catalog, store)
+    erased = erased_tenants(home)
+    s3_config = write_identity_config(home, catalog, store, erased)
     ports_file = base / "ports.json"
     ports = choose_ports(_saved_ports(ports_file), exclude)
     _write_private(ports_file, json.dumps(asdict(ports)) + "\n")
@@ -355,7 +344,7 @@ def prepare(
         cwd=base,
         log_file=home / "logs" / LOG_NAME,
         ready_urls=(f"{local.endpoint_url}/healthz",),
-        on_ready=partial(seed, home, local, catalog),
+        on_ready=partial(seed, home, local, catalog, erased=erased),
     )
     return EmbeddedSeaweed(spec=spec, endpoint=local.endpoint_url, ports=ports, store=local)
 
