@@ -23,6 +23,7 @@ from workbench.audit import AuditEvent, AuditLog
 from workbench.config import CatalogData
 from workbench.db import utcnow
 from workbench.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from workbench.listing import governed_list
 from workbench.requests.models import AccessRequest
 from workbench.scopes import ADMIN, APPROVE, AUDIT, DATA
 
@@ -167,24 +168,7 @@ class Airlock:
 
     def search(self, actor: Actor, view: str = "all", state: str | None = None) -> list[dict]:
         """`mine`: my own; `review`: pending ones I may review; `all`: every one I may see."""
-        if view not in ("mine", "review", "all"):
-            raise Invalid("view must be one of mine, review, all")
-        if state is not None and state not in set(ExportState):
-            raise Invalid(f"state must be one of {', '.join(ExportState)}")
-        stmt = select(Export).order_by(Export.id.desc())
-        governed = self.catalog.governed_by(actor.name) if actor.has(APPROVE) else []
-        if view == "mine":
-            stmt = stmt.where(Export.requester == actor.name)
-        elif view == "review":
-            stmt = stmt.where(
-                Export.tenant.in_(governed),
-                Export.state == ExportState.PENDING,
-                Export.requester != actor.name,
-            )
-        elif not (actor.has(AUDIT) or actor.has(ADMIN)):
-            stmt = stmt.where((Export.requester == actor.name) | Export.tenant.in_(governed))
-        if state:
-            stmt = stmt.where(Export.state == state)
+        stmt = governed_list(Export, actor, self.catalog, view, state, ExportState, "review")
         with self.sessions() as s:
             return [e.as_dict() for e in s.scalars(stmt.limit(1000))]
 

@@ -17,14 +17,13 @@ from workbench.config import CatalogData, RequestPolicy
 from workbench.db import utcnow
 from workbench.erasure.models import TenantErasure
 from workbench.errors import Conflict, Invalid, NotFound
+from workbench.listing import governed_list
 from workbench.requests import rules
 from workbench.requests.models import AccessRequest, Decision, State
 from workbench.requests.rules import NewRequest
-from workbench.scopes import ADMIN, APPROVE, AUDIT
 
 __all__ = ["NewRequest", "Requests"]
 
-VIEWS = ("mine", "decide", "all")
 log = logging.getLogger(__name__)
 
 
@@ -103,26 +102,7 @@ class Requests:
         self, actor: Actor, view: str = "mine", state: str | None = None
     ) -> list[dict[str, Any]]:
         """`mine`: my own; `decide`: pending ones I may decide; `all`: every one I may see."""
-        if view not in VIEWS:
-            raise Invalid(f"view must be one of {', '.join(VIEWS)}")
-        if state is not None and state not in set(State):
-            raise Invalid(f"state must be one of {', '.join(State)}")
-        stmt = select(AccessRequest).order_by(AccessRequest.id.desc())
-        governed = self.catalog.governed_by(actor.name) if actor.has(APPROVE) else []
-        if view == "mine":
-            stmt = stmt.where(AccessRequest.requester == actor.name)
-        elif view == "decide":
-            stmt = stmt.where(
-                AccessRequest.tenant.in_(governed),
-                AccessRequest.state == State.PENDING,
-                AccessRequest.requester != actor.name,
-            )
-        elif not (actor.has(AUDIT) or actor.has(ADMIN)):
-            stmt = stmt.where(
-                (AccessRequest.requester == actor.name) | AccessRequest.tenant.in_(governed)
-            )
-        if state:
-            stmt = stmt.where(AccessRequest.state == state)
+        stmt = governed_list(AccessRequest, actor, self.catalog, view, state, State, "decide")
         now = utcnow()
         with self.sessions() as s:
             return [r.as_dict(now) for r in s.scalars(stmt.limit(1000))]
