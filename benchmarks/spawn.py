@@ -71,7 +71,8 @@ sys.path.insert(0, str(ROOT))
 
 from _common import Figure, percentile, print_table  # noqa: E402
 
-from tests.fixtures.hub import READY, Stack  # noqa: E402
+from tests.fixtures.hub import Stack  # noqa: E402
+from workbench.embedded.launch import NotReady, launch  # noqa: E402
 from workbench.embedded.proxy import ensure_chp  # noqa: E402
 from workbench.embedded.up import free_port, free_ports  # noqa: E402
 
@@ -253,33 +254,17 @@ def our_stack(home: Path, password: str, extra: str = "") -> Iterator[Stack]:
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1", WORKBENCH_DEMO_PASSWORD=password)
     cmd = [sys.executable, __file__, "--up", str(home), str(port)]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    output: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line.rstrip("\n"))
-            if line.startswith(READY):
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while not ready.wait(0.1):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-            raise RuntimeError("workbench up did not start:\n" + "\n".join(output))
-    stack = Stack(f"http://127.0.0.1:{port}/", home, password, port, proc, output)
+    try:
+        launched = launch(cmd, env=env, timeout=START_TIMEOUT)
+    except NotReady as e:
+        raise RuntimeError(f"workbench up did not start: {e}") from None
+    stack = Stack(f"http://127.0.0.1:{port}/", home, password, port, launched.proc, launched.output)
     try:
         yield stack
     finally:
         code = stack.stop(timeout=120)
         if code != 0:
-            print(f"workbench up exited with {code}:", *output[-20:], sep="\n")
+            print(f"workbench up exited with {code}:", *launched.output[-20:], sep="\n")
 
 
 def run_up(home: Path, port: int) -> int:

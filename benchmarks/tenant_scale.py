@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,11 +41,12 @@ from _stack import (
     write_config,
 )
 
+from workbench.embedded.launch import NotReady, launch, stop
+
 TENANTS = 10_000
 GRANT_GOAL = 1.05
 START_GOAL = 60.0
 TENANT = "acme"
-READY = "workbench ready: "
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -137,46 +136,21 @@ def time_up(home: Path, timeout: float = 180.0) -> float:
     env["WORKBENCH_DEMO_PASSWORD"] = "bench-demo-password"
     cmd = [sys.executable, "-m", "workbench", "up", "--home", str(home)]
     cmd += ["--port", str(free_port())]
-    lines: queue.Queue[str | None] = queue.Queue()
-    output: list[str] = []
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
     try:
-        while True:
-            line = lines.get(timeout=max(0.1, started + timeout - time.perf_counter()))
-            if line is None:
-                raise RuntimeError("workbench up exited before it was ready:\n" + "".join(output))
-            output.append(line)
-            if line.startswith(READY):
-                return time.perf_counter() - started
-    except queue.Empty:
-        raise RuntimeError(
-            f"workbench up was not ready in {timeout:.0f} s:\n" + "".join(output)
-        ) from None
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        launched = launch(
+            cmd,
+            timeout=timeout,
+            stop_signal=signal.SIGINT,
+            stop_timeout=60,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except NotReady as e:
+        raise RuntimeError(f"workbench up {e}") from None
+    stop(launched.proc, signal.SIGINT, timeout=60)
+    return launched.seconds
 
 
 def startup(tmp: Path, restart: bool = True) -> tuple[list[Figure], list[str]]:

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from tests.fixtures.hub import READY, Stack, running_stack
+from tests.fixtures.hub import Stack, running_stack
 from workbench.embedded.hubconfig import CONFIG_FILE_TEXT, HubSettings, configure
+from workbench.embedded.launch import READY
 from workbench.embedded.up import free_port
 
 PASSWORD = "embedded-test-password"

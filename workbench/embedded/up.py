@@ -37,6 +37,7 @@ from workbench.embedded.hubconfig import (
     SPAWN_REFUSED_REASON,
     HubSettings,
 )
+from workbench.embedded.launch import READY
 from workbench.embedded.proxy import ChpUnavailable, ensure_chp
 from workbench.embedded.supervisor import ChildSpec, Interrupted, StartFailed, Supervisor
 
@@ -259,7 +260,7 @@ def up(home: Path, port: int = DEFAULT_PORT, *, ready_timeout: float = READY_TIM
 def _run(sup: Supervisor, s: HubSettings, stop: threading.Event, ready_timeout: float) -> int:
     try:
         sup.start(stop, ready_timeout)
-        _say(f"workbench ready: {s.public_url}")
+        _say(f"{READY}{s.public_url}")
         died = sup.watch(stop)
         if died is not None:
             return _fail(f"{died.name} exited unexpectedly; see {died.log_file}", died)
