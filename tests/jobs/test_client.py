@@ -99,3 +99,22 @@ def test_metrics_logged_faster_than_a_report_carries_go_in_several_reports() -> 
     assert sum(sizes) == 2500 and max(sizes) <= jobs_client.MAX_REPORT
     steps = [m["step"] for b in sent for m in b]
     assert sorted(steps) == list(range(2500))
+
+
+def test_metrics_are_read_in_as_many_pages_as_it_takes() -> None:
+    """A job that logged more than one page (the service's limit) between two reads: every
+    metric arrives, in order, and the service is asked from where the last page ended."""
+    logged = [{"id": i, "name": "loss", "step": i, "value": 1.0} for i in range(1, 12_001)]
+    asked: list[int] = []
+
+    def service(method: str, path: str, params: dict, **kw: object) -> dict:
+        asked.append(params["after"])
+        later = [m for m in logged if m["id"] > params["after"]]
+        return {"metrics": later[: jobs_client.METRICS_PAGE]}
+
+    job = jobs_client.Job({"id": 7, "state": "succeeded"}, service=service)  # type: ignore[arg-type]
+    assert [m["id"] for m in job.metrics(100)] == list(range(101, 12_001))
+    assert asked == [100, 5100, 10_100]
+    from workbench.jobs.service import METRICS_PAGE
+
+    assert jobs_client.METRICS_PAGE == METRICS_PAGE

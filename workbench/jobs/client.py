@@ -24,6 +24,7 @@ ENDED = ("succeeded", "failed", "cancelled", "lost")
 FLUSH_SECONDS = 1.0  # metrics are sent at least this often while a job runs
 FLUSH_EVERY = 200  # ...or once this many are waiting
 MAX_REPORT = 1000  # most metrics one report carries (the service's limit)
+METRICS_PAGE = 5000  # most metrics one GET returns (the service's page)
 
 
 class JobError(Exception):
@@ -82,10 +83,14 @@ class Job:
         return str(self._api("GET", f"jobs/{self.id}/logs", params={"tail": tail})["logs"])
 
     def metrics(self, after: int = 0) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._api(
-            "GET", f"jobs/{self.id}/metrics", params={"after": after}
-        )["metrics"]
-        return found
+        """Every metric logged after metric id `after`, in as many pages as it takes."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self._api("GET", f"jobs/{self.id}/metrics", params={"after": after})["metrics"]
+            found += page
+            if len(page) < METRICS_PAGE:
+                return found
+            after = page[-1]["id"]
 
     def cancel(self) -> Job:
         self.data = self._api("POST", f"jobs/{self.id}/cancel")

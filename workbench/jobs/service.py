@@ -37,6 +37,7 @@ from workbench.scopes import ACCESS_SERVICE, ADMIN, DATA
 __all__ = ["Jobs", "NewJob"]
 
 log = logging.getLogger(__name__)
+METRICS_PAGE = 5000  # most metrics one `GET jobs/{id}/metrics` returns
 TOKEN_PREFIX = "wbj_"
 MAX_METRICS = 1000  # most metrics one report may carry
 
@@ -302,7 +303,7 @@ class Jobs:
                 select(JobMetric)
                 .where(JobMetric.job_id == job_id, JobMetric.id > after)
                 .order_by(JobMetric.id)
-                .limit(5000)
+                .limit(METRICS_PAGE)
             )
             return [
                 {

@@ -79,8 +79,22 @@ export async function getLogs(id: number, tail = 20000): Promise<string> {
   return (await call<{ logs: string }>(`jobs/${id}/logs?tail=${tail}`)).logs;
 }
 
+/** Most metrics one `GET jobs/{id}/metrics` returns (the service's page). */
+export const METRICS_PAGE = 5000;
+
+/** Every metric after `after`, in as many pages as it takes (a fast job logs thousands
+ * between two polls, and its last fetch must not stop at the first page). */
 export async function getMetrics(id: number, after: number): Promise<Metric[]> {
-  return (await call<{ metrics: Metric[] }>(`jobs/${id}/metrics?after=${after}`)).metrics;
+  const all: Metric[] = [];
+  for (;;) {
+    const page = (await call<{ metrics: Metric[] }>(`jobs/${id}/metrics?after=${after}`))
+      .metrics;
+    all.push(...page);
+    if (page.length < METRICS_PAGE) {
+      return all;
+    }
+    after = page[page.length - 1].id;
+  }
 }
 
 export function cancelJob(id: number): Promise<Job> {

@@ -126,6 +126,11 @@ export class JobsPanel extends Widget {
       this.again = false;
       await this.refresh();
     }
+    // a job that became active (just submitted, say) is polled at once, not after the
+    // idle wait: a short job could otherwise end before its first poll
+    if (this.idleTimer && this.jobs.some(j => !isEnded(j.state))) {
+      this.schedule(POLL_MS);
+    }
   }
 
   protected onAfterShow(): void {
@@ -179,6 +184,7 @@ export class JobsPanel extends Widget {
       window.clearTimeout(this.timer);
     }
     this.timer = window.setTimeout(() => void this.tick(), ms);
+    this.idleTimer = ms >= IDLE_POLL_MS;
   }
 
   private stop(): void {
@@ -186,6 +192,7 @@ export class JobsPanel extends Widget {
       window.clearTimeout(this.timer);
       this.timer = null;
     }
+    this.idleTimer = false;
   }
 
   private async tick(): Promise<void> {
@@ -384,4 +391,5 @@ export class JobsPanel extends Widget {
   private busy = false;
   private again = false;
   private timer: number | null = null;
+  private idleTimer = false; // the pending poll is the idle one
 }
