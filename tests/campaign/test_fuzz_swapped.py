@@ -144,21 +144,25 @@ class SwappedTokens(schema.as_state_machine()):  # type: ignore[misc]
     steps: ClassVar[int] = 0
 
     def setup(self) -> None:
+        # Who calls, and whether the call names the other user's object, follow the step
+        # within this scenario alone: Hypothesis replays scenarios, and a replay must make the
+        # same calls, or the rules it may choose differ and it stops with a flaky-strategy error.
+        self.calls = 0
         self.caller = USERS[0]
         self.target: str | None = None  # the other user, when this call names their object
 
     def before_call(self, case: schemathesis.Case) -> None:
-        cls = type(self)
-        cls.steps += 1
-        self.caller = USERS[cls.steps % 2]
+        type(self).steps += 1
+        self.calls += 1
+        self.caller = USERS[self.calls % 2]
         self.target = None
         kind = kind_of(case.operation.path)
-        if kind and cls.steps % 3 != 0:
+        if kind and self.calls % 3 != 0:
             theirs = self.owners.others(kind, self.caller)
-            if theirs:
+            if theirs:  # any of theirs: a refusal makes no link, so replays stay alike
                 case.path_parameters = {
                     **(case.path_parameters or {}),
-                    "id": theirs[cls.steps % len(theirs)],
+                    "id": theirs[type(self).steps % len(theirs)],
                 }
         if kind and case.path_parameters and "id" in case.path_parameters:
             oid = case.path_parameters["id"]
