@@ -29,6 +29,7 @@ from workbench.embedded.seaweed import (
     admin_keys,
     choose_ports,
     identity_config,
+    import_identities,
     prepare,
     tenant_actions,
     write_identity_config,
@@ -152,7 +153,7 @@ def test_an_erased_tenant_gets_no_identity_at_the_next_start(tmp_path: Path) -> 
     catalog, store = settings.catalog, S3ObjectStore()
 
     def names() -> set[str]:
-        doc = json.loads(write_identity_config(tmp_path, catalog, store).read_text())
+        doc = json.loads(write_identity_config(tmp_path, catalog, store).tenants.read_text())
         return {i["name"] for i in doc["identities"]}
 
     assert {"tenant-acme", "tenant-globex"} <= names()  # no database yet: nobody erased
@@ -199,10 +200,16 @@ def test_prepare_writes_private_files_and_strips_aws_keys(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     embedded = prepare(tmp_path, tenants_catalog(), S3ObjectStore())
     assert not any(k.startswith("AWS_") for k in embedded.spec.env)
-    for name in ("s3.json", "admin.json", "ports.json"):
+    for name in ("s3.json", "tenants.json", "admin.json", "ports.json"):
         assert (tmp_path / "seaweedfs" / name).stat().st_mode & 0o077 == 0
     assert admin_keys(tmp_path) == admin_keys(tmp_path)  # made once
+    # weed's static identity file holds the admin alone; the tenants go to weed's IAM
+    static = json.loads((tmp_path / "seaweedfs" / "s3.json").read_text())["identities"]
+    assert [i["name"] for i in static] == ["workbench-admin"]
+    tenants = json.loads((tmp_path / "seaweedfs" / "tenants.json").read_text())["identities"]
+    assert {i["name"] for i in tenants} == {"tenant-acme", "tenant-globex", "tenant-acme-evil"}
     argv = " ".join(embedded.spec.argv)
+    assert "-s3.iam.readOnly=false" in argv
     for port in embedded.ports.all():
         assert f"={port}" in argv
     assert "-disableHttp=true" in argv and "-s3.port.iceberg=0" in argv
@@ -427,6 +434,42 @@ def test_an_erased_demo_tenant_is_not_seeded_again_at_the_next_start(tmp_path: P
         assert tenants == {"globex"}
         acme = server.client("acme")
         refused(lambda: acme.list_objects_v2(Bucket=DATA, Prefix="tenants/"), "InvalidAccessKeyId")
+
+
+def test_deleting_a_tenants_identity_stops_its_keys_at_once(tmp_path: Path) -> None:
+    """What an erasure does to the tenant's storage identity: through weed's IAM API, which
+    only the admin identity may use, not another tenant; acme's keys are refused at once and
+    stay refused after a restart, globex's keep working."""
+    key = "tenants/acme/accounts/accounts.csv"
+    with running_seaweed(tmp_path) as server:
+        server.seed()
+        acme, globex = server.client("acme"), server.client("globex")
+        assert acme.get_object(Bucket=DATA, Key=key)["Body"].read()
+        as_globex = server.store.iam_client(*server.keys("globex"))
+        for attack in (
+            lambda: as_globex.delete_user(UserName="tenant-acme"),
+            lambda: as_globex.list_users(),
+            lambda: as_globex.create_user(UserName="globex-admin"),
+        ):
+            with pytest.raises(ClientError):
+                attack()
+        assert acme.get_object(Bucket=DATA, Key=key)["Body"].read()
+
+        mark_erased(tmp_path, "acme")  # an erasure marks the tenant first
+        admin = server.admin_iam()
+        admin.delete_user(UserName="tenant-acme")
+        refused(lambda: acme.get_object(Bucket=DATA, Key=key), "InvalidAccessKeyId")
+        refused(
+            lambda: acme.list_objects_v2(Bucket=DATA, Prefix="tenants/acme/"), "InvalidAccessKeyId"
+        )
+        assert globex.list_objects_v2(Bucket=DATA, Prefix="tenants/globex/")["KeyCount"] > 0
+        with pytest.raises(ClientError) as gone:
+            admin.delete_user(UserName="tenant-acme")
+        assert gone.value.response["Error"]["Code"] == "NoSuchEntity"
+    with running_seaweed(tmp_path) as again:  # the start imports the identities without acme
+        refused(lambda: again.client("acme").get_object(Bucket=DATA, Key=key), "InvalidAccessKeyId")
+        assert again.client("globex").list_objects_v2(Bucket=DATA, Prefix="tenants/globex/")
+        assert not import_identities(tmp_path, again.embedded.ports)  # nothing changed since
 
 
 def test_an_erased_tenant_gets_no_sql_schema_at_the_next_start(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import hvac.exceptions
 import psycopg
 import pytest
+from botocore.exceptions import ClientError
 from sqlalchemy import select
 from traitlets.config import Config
 
@@ -56,6 +57,7 @@ def eraser(wb: Workbench, stores: DataStack, **kw: Any) -> Erasure:  # noqa: F81
         bao=stores.bao.root,
         pg_url=PG_URL,
         sql_database=stores.sql_database,
+        iam=stores.seaweed.admin_iam(),
     )
     return wb.erasure(
         operator,
@@ -138,6 +140,7 @@ def test_erasure_leaves_nothing_of_the_tenant_and_the_other_untouched(
     globex = approved(service, "globex", ["calls", "accounts"])
     client = data.Client(acme, api_url=service.url + "api/v1/", token=token_for("alice"))
     assert list(client.open("acme/calls").records())
+    s3_keys = client.grant("acme/calls")["credentials"]
     login = client.grant("acme/accounts")["credentials"]
     with service.client("bob") as bob:  # a pending request is denied
         pending = bob.post("requests", json={**BODY, "tenant": "acme", "datasets": ["calls"]})
@@ -203,6 +206,12 @@ def test_erasure_leaves_nothing_of_the_tenant_and_the_other_untouched(
     assert keys(stores, "workbench-artifacts", "tenants/acme/") == []
     assert keys(stores, "workbench-data", "tenants/globex/") == globex_objects
     assert len(keys(stores, "workbench-artifacts", "tenants/globex/")) == 2
+    # its storage identity: the S3 keys handed out before the erasure are refused now
+    handed_out = stores.seaweed.store.client(s3_keys["access_key_id"], s3_keys["secret_access_key"])
+    with pytest.raises(ClientError) as refused:
+        handed_out.list_objects_v2(Bucket="workbench-data", Prefix="tenants/acme/")
+    assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    assert cert["steps"]["identity"]["deleted"] == ["tenant-acme"]
     # credentials: tokens revoked, SQL login dropped, KV, role and policy deleted
     with wb.sessions() as s:
         live = s.scalars(

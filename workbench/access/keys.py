@@ -13,6 +13,8 @@ import os
 import secrets
 from pathlib import Path
 
+IDENTITY_PREFIX = "tenant-"
+
 
 def master_secret(home: Path) -> bytes:
     """HOME/storage-master.key (0600), created on first use."""
@@ -30,3 +32,8 @@ def tenant_s3_keys(master: bytes, tenant: str) -> tuple[str, str]:
     digest = hmac.new(master, f"s3:{tenant}".encode(), hashlib.sha256).hexdigest()
     secret = hmac.new(master, f"s3-secret:{tenant}".encode(), hashlib.sha256).hexdigest()
     return "WB" + digest[:18].upper(), secret[:40]
+
+
+def identity_name(tenant: str) -> str:
+    """The name of `tenant`'s storage identity (the user an erasure deletes)."""
+    return IDENTITY_PREFIX + tenant

@@ -156,6 +156,21 @@ class S3ObjectStore(ObjectStore):
             config=Config(**options),
         )
 
+    def iam_client(self, access_key: str, secret_key: str) -> Any:
+        """A boto3 IAM client for this endpoint (SeaweedFS serves IAM on its S3 port; without
+        an endpoint, AWS IAM)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            "iam",
+            endpoint_url=self.endpoint_url or None,
+            region_name=self.region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            config=Config(retries={"mode": "standard", "max_attempts": 8}),
+        )
+
     def health(self) -> str | None:
         """Ask the endpoint about the data bucket without credentials: any S3 answer (even
         403) means it is up; no answer is a message, and so is "no such bucket" where the

@@ -1,27 +1,36 @@
 """SeaweedFS, the embedded default's object store: `weed mini` serving S3 on 127.0.0.1, with one
 S3 identity per tenant that reaches only that tenant's prefixes.
 
-Layout of HOME/seaweedfs/: `data/` (weed's -dir: volumes, filer metadata; survives restarts),
-`s3.json` (the identities, 0600, generated from the catalog at every start), `admin.json`
-(the admin identity's keys, 0600, made once; used only to create buckets and seed demo data),
+Layout of HOME/seaweedfs/: `data/` (weed's -dir: volumes, filer metadata and IAM; survives
+restarts), `s3.json` (weed's static `-s3.config`: the admin identity alone, 0600), `tenants.json`
+(one identity per tenant, 0600, generated from the catalog at every start), `admin.json` (the
+admin identity's keys, 0600, made once; used to create buckets, seed demo data and erase),
 `ports.json` (the ports of the last start, reused while they are free, so the endpoint stays
 put). The log is HOME/logs/seaweedfs.log.
 
+The tenants' identities live in weed's own IAM (its filer), not in the static file: when
+`tenants.json` differs from the last import, the start imports it (`weed shell s3.iam.import`)
+and restarts weed. An erasure deletes the tenant's identity through weed's IAM API, so keys
+handed out before it stop working at once, not at the next start. Only the admin identity may
+use that API.
+
 Tenant keys are derived from HOME/storage-master.key (`workbench.access.keys`), so the secret
-store holds the same keys without reading s3.json. The filer's and master's HTTP APIs, which
-ignore S3 identities, are closed (-disableHttp), leaving S3 the only HTTP way to the objects.
-Limit of this default: weed's gRPC ports, its volume server and HOME itself are reachable by
-any process of the same OS user on this machine; production runs notebooks in pods that cannot
-reach the storage servers except through S3.
+store holds the same keys without reading the identity files. The filer's and master's HTTP
+APIs, which ignore S3 identities, are closed (-disableHttp), leaving S3 the only HTTP way to
+the objects. Limit of this default: weed's gRPC ports, its volume server and HOME itself are
+reachable by any process of the same OS user on this machine; production runs notebooks in pods
+that cannot reach the storage servers except through S3.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -32,11 +41,11 @@ from typing import Any
 
 import botocore.exceptions
 
-from workbench.access.keys import master_secret, tenant_s3_keys
+from workbench.access.keys import IDENTITY_PREFIX, identity_name, master_secret, tenant_s3_keys
 from workbench.access.objects import ENDPOINT_ENV, S3ObjectStore, tenant_prefix
 from workbench.config import Catalog, CatalogData, load_config
 from workbench.embedded import demo_data
-from workbench.embedded.supervisor import ChildSpec
+from workbench.embedded.supervisor import RESTART, ChildSpec
 from workbench.erasure.marks import erased_tenants
 from workbench.errors import ConfigError, Invalid
 
@@ -91,7 +100,7 @@ def identity_config(
             actions = tenant_actions(tenant, data_bucket, artifacts_bucket)
         except Invalid as e:
             raise ConfigError(f"tenant catalog: {e.message}") from e
-        identities.append(_identity(f"tenant-{tenant}", tenant_keys(tenant), actions))
+        identities.append(_identity(identity_name(tenant), tenant_keys(tenant), actions))
     access_keys = [i["credentials"][0]["accessKey"] for i in identities]
     if len(set(access_keys)) != len(access_keys):
         raise ConfigError("two S3 identities share an access key")
@@ -132,24 +141,94 @@ def admin_keys(home: Path) -> Keys:
     return data["access_key"], data["secret_key"]
 
 
+@dataclass(frozen=True)
+class IdentityFiles:
+    """`static`: weed's `-s3.config`, the admin identity alone; `tenants`: one identity per
+    tenant, for weed's own IAM (`import_identities`)."""
+
+    static: Path
+    tenants: Path
+
+
 def write_identity_config(
     home: Path, catalog: CatalogData, store: S3ObjectStore, erased: Collection[str] | None = None
-) -> Path:
-    """Generate HOME/seaweedfs/s3.json from the catalog, leaving out erased tenants (`erased`,
-    default: those HOME's database names; keys handed out before an erasure stop working at the
-    next start); return its path."""
+) -> IdentityFiles:
+    """Generate HOME/seaweedfs/s3.json and tenants.json from the catalog, leaving out erased
+    tenants (`erased`, default: those HOME's database names)."""
     master = master_secret(home)
     gone = set(erased_tenants(home) if erased is None else erased)
-    doc = identity_config(
+    admin, *tenants = identity_config(
         sorted(set(catalog.tenants) - gone),
         lambda tenant: tenant_s3_keys(master, tenant),
         admin_keys(home),
         store.data_bucket,
         store.artifacts_bucket,
+    )["identities"]
+    files = IdentityFiles(home / SUBDIR / "s3.json", home / SUBDIR / "tenants.json")
+    _write_private(files.static, json.dumps({"identities": [admin]}, separators=(",", ":")))
+    _write_private(files.tenants, json.dumps({"identities": tenants}, separators=(",", ":")))
+    return files
+
+
+def import_identities(
+    home: Path, ports: Ports, force: bool = False, patience: float = 120.0
+) -> bool:
+    """Import HOME/seaweedfs/tenants.json into weed's IAM (replacing what it held) unless the
+    last import brought the same (or `force`); return whether it imported.
+
+    weed's S3 server hears of an import change by change through the filer, and drops changes
+    when it is busy; it reads the whole IAM when it starts. So after an import, restart weed.
+    The digest of the last import is kept in weed's data directory, with the IAM it describes.
+    """
+    path = home / SUBDIR / "tenants.json"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    mark = home / SUBDIR / "data" / "tenants.imported"
+    if not force and mark.exists() and mark.read_text().strip() == digest:
+        return False
+    shell = [
+        weed_binary(),
+        "shell",
+        f"-master={HOST}:{ports.master}",
+        f"-filer={HOST}:{ports.filer}",
+    ]
+    done = subprocess.run(
+        shell,
+        input=f"s3.iam.import -apply -file={path}\n",
+        capture_output=True,
+        text=True,
+        timeout=patience,
+        check=False,
     )
-    path = home / SUBDIR / "s3.json"
-    _write_private(path, json.dumps(doc, separators=(",", ":")))
-    return path
+    if done.returncode != 0 or "Imported IAM configuration" not in done.stdout:
+        said = (done.stdout + done.stderr)[-500:]
+        raise ConfigError(f"SeaweedFS did not import the tenants' identities: {said}")
+    _write_private(mark, digest + "\n")
+    return True
+
+
+def wait_for_identities(home: Path, store: S3ObjectStore, patience: float = 60.0) -> None:
+    """Wait until weed accepts the last tenant's key of HOME/seaweedfs/tenants.json (it loads
+    its IAM just after it first answers): listing the tenant's own prefix no longer fails with
+    an unknown key; any other answer means the key was authenticated."""
+    identities = json.loads((home / SUBDIR / "tenants.json").read_text())["identities"]
+    if not identities:
+        return
+    last = identities[-1]
+    client = store.client(last["credentials"][0]["accessKey"], last["credentials"][0]["secretKey"])
+    prefix = tenant_prefix(last["name"].removeprefix(IDENTITY_PREFIX))
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            client.list_objects_v2(Bucket=store.data_bucket, Prefix=prefix, MaxKeys=1)
+            return
+        except botocore.exceptions.ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code != "InvalidAccessKeyId" and status < 500:
+                return
+        if time.monotonic() > deadline:
+            raise ConfigError("SeaweedFS did not load the tenants' identities in time")
+        time.sleep(0.2)
 
 
 # -- ports -----------------------------------------------------------------------------------
@@ -233,8 +312,9 @@ def weed_binary() -> str:
 
 
 def weed_argv(weed: str, data_dir: Path, s3_config: Path, ports: Ports) -> tuple[str, ...]:
-    """`weed mini` on 127.0.0.1 with every port given: S3 on, WebDAV, Iceberg, Lance, admin UI,
-    metrics and telemetry off, filer and master HTTP closed."""
+    """`weed mini` on 127.0.0.1 with every port given: S3 on with its IAM API writable (by admin
+    identities only: an erasure deletes a tenant's identity through it), WebDAV, Iceberg, Lance,
+    admin UI, metrics and telemetry off, filer and master HTTP closed."""
     g = GRPC_OFFSET
     return (
         weed,
@@ -253,6 +333,7 @@ def weed_argv(weed: str, data_dir: Path, s3_config: Path, ports: Ports) -> tuple
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         f"-s3.config={s3_config}",
+        "-s3.iam.readOnly=false",
         f"-admin.port={ports.admin}",
         f"-admin.port.grpc={ports.admin + g}",
         "-admin.ui=false",
@@ -303,13 +384,25 @@ def seed(
             time.sleep(0.3)
 
 
+def on_ready(
+    home: Path, store: S3ObjectStore, catalog: CatalogData, ports: Ports, erased: Collection[str]
+) -> demo_data.SeedResult | str:
+    """What `workbench up` does once weed answers: import the tenants' identities if they
+    changed, and then have weed restarted (see `import_identities`); else wait until weed
+    knows them, and create the buckets and seed the demo data."""
+    if import_identities(home, ports):
+        return RESTART
+    wait_for_identities(home, store)
+    return seed(home, store, catalog, erased=erased)
+
+
 def prepare(
     home: Path,
     catalog: CatalogData | None = None,
     store: S3ObjectStore | None = None,
     exclude: Iterable[int] = (),
 ) -> EmbeddedSeaweed:
-    """Write the identity file, choose ports, and describe the `weed mini` child.
+    """Write the identity files, choose ports, and describe the `weed mini` child.
 
     `catalog` and `store` (bucket names, region) default to HOME's configuration; `exclude`
     are ports taken by the rest of the stack.
@@ -322,7 +415,7 @@ def prepare(
     data = base / "data"
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
     erased = erased_tenants(home)
-    s3_config = write_identity_config(home, catalog, store, erased)
+    identities = write_identity_config(home, catalog, store, erased)
     ports_file = base / "ports.json"
     ports = choose_ports(_saved_ports(ports_file), exclude)
     _write_private(ports_file, json.dumps(asdict(ports)) + "\n")
@@ -339,12 +432,12 @@ def prepare(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     spec = ChildSpec(
         name="seaweedfs",
-        argv=weed_argv(weed_binary(), data, s3_config, ports),
+        argv=weed_argv(weed_binary(), data, identities.static, ports),
         env=env,
         cwd=base,
         log_file=home / "logs" / LOG_NAME,
         ready_urls=(f"{local.endpoint_url}/healthz",),
-        on_ready=partial(seed, home, local, catalog, erased=erased),
+        on_ready=partial(on_ready, home, local, catalog, ports, erased),
     )
     return EmbeddedSeaweed(spec=spec, endpoint=local.endpoint_url, ports=ports, store=local)
 
@@ -358,13 +451,16 @@ def admin_client(home: Path, store: S3ObjectStore, **config: Any) -> Any:
 __all__ = [
     "ENDPOINT_ENV",
     "EmbeddedSeaweed",
+    "IdentityFiles",
     "Ports",
     "admin_client",
     "admin_keys",
     "choose_ports",
     "identity_config",
     "prepare",
+    "import_identities",
     "seed",
+    "wait_for_identities",
     "tenant_actions",
     "weed_argv",
     "write_identity_config",

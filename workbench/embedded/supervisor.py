@@ -42,6 +42,9 @@ _QUIET = re.compile(r"^\[[ID] |^(INFO|DEBUG)\b|\[ConfigProxy\] (info|debug)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # configurable-http-proxy colours its levels
 
 
+RESTART = "restart"  # what an `on_ready` returns to have its child started once more
+
+
 class StartFailed(Exception):
     """A child exited or did not answer in time while the stack was starting."""
 
@@ -63,6 +66,8 @@ class ChildSpec:
     errors also go to the console, except lines matching `expected` (known, harmless ones).
     `on_ready`, when given, runs once the URLs answer and before the next child starts (set-up
     that needs the child running, e.g. unsealing OpenBao); an exception from it fails the start.
+    If it returns `RESTART`, the child is stopped and started once more (set-up that the child
+    reads only when it starts), and `on_ready` runs again.
     """
 
     name: str
@@ -160,16 +165,20 @@ class Supervisor:
         """
         become_subreaper()
         for spec in self.specs:
-            if stop.is_set():
-                raise Interrupted
-            child = self._spawn(spec)
-            self.children.append(child)
-            self._wait_ready(child, stop, timeout)
-            if spec.on_ready is not None:
+            for last in (False, True):
+                if stop.is_set():
+                    raise Interrupted
+                child = self._spawn(spec)
+                self.children.append(child)
+                self._wait_ready(child, stop, timeout)
                 try:
-                    spec.on_ready()
+                    outcome = spec.on_ready() if spec.on_ready is not None else None
                 except Exception as e:
                     raise StartFailed(spec, f"answered but could not be set up: {e}") from e
+                if outcome != RESTART or last:
+                    break
+                self._stop_child(child)
+                self.children.remove(child)
 
     def _spawn(self, spec: ChildSpec) -> _Child:
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -265,19 +274,22 @@ class Supervisor:
         """SIGTERM each child (last started first), SIGKILL it after its stop_timeout, then
         kill every descendant that outlived it. Safe to call more than once."""
         for child in reversed(self.children):
-            self._track()
-            if child.proc.poll() is None:
-                child.proc.send_signal(signal.SIGTERM)
-                try:
-                    child.proc.wait(child.spec.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    self._killpg(child.proc.pid, signal.SIGKILL)
-                    child.proc.kill()
-                    child.proc.wait()
-            self._killpg(child.proc.pid, signal.SIGKILL)
+            self._stop_child(child)
         self._kill_leftovers()
         for child in self.children:
             child.pump.join(timeout=2)
+
+    def _stop_child(self, child: _Child) -> None:
+        self._track()
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                child.proc.wait(child.spec.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self._killpg(child.proc.pid, signal.SIGKILL)
+                child.proc.kill()
+                child.proc.wait()
+        self._killpg(child.proc.pid, signal.SIGKILL)
 
     @staticmethod
     def _killpg(pgid: int, sig: signal.Signals) -> None:

@@ -1,5 +1,5 @@
 """The privileges an erasure needs, which the service's own credentials deliberately lack:
-deleting a tenant's objects, its secrets and its SQL schema.
+deleting a tenant's objects, its storage identity, its secrets and its SQL schema.
 
 Erasure is an operator's act, run with the operator's credentials: for the embedded stack
 under HOME, the ones `workbench up` keeps there (SeaweedFS's admin identity, OpenBao's root
@@ -38,6 +38,9 @@ class Operator:
     database_mount: str = "database"
     pg_url: str = ""  # a PostgreSQL URL (libpq) that may drop tenant schemas and logins
     sql_database: str = "workbench_data"
+    # a boto3 IAM client that may delete the tenant's storage identity (`tenant-<name>`);
+    # None leaves identities alone (a store whose identities are managed elsewhere)
+    iam: Any = None
 
 
 def stack_env(home: Path) -> dict[str, str]:
@@ -92,4 +95,5 @@ def operator_for(settings: Settings) -> Operator:
         database_mount=bao_store.database_mount,
         pg_url=os.environ.get(PG_URL_ENV) or EmbeddedOpenBao(config=config).postgres_url,
         sql_database=bao_store.sql_database,
+        iam=store.iam_client(*keys),
     )

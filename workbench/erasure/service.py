@@ -9,10 +9,11 @@ are recorded (key, checksum, size) before their delete is sent, so none is delet
 Steps: end the tenant's requests (pending denied, approved revoked, as the system); revoke
 their tokens and leases (the broker); stop their jobs; wait for their notebook servers to be
 gone (the running service's reaper stops them); erase their exports; quarantine and delete
-their artifacts (the registry, when there is one); delete every object under `tenants/<t>/`
-of both buckets; delete their secrets (leases, KV, database role, policy); drop their SQL
-schema and any login left on it. Then the certificate: `tenant.erase`, with the counts, the
-lists and the checksums. The audit log keeps its events: they hold no tenant data values.
+their artifacts (the registry, when there is one); delete their storage identity, so S3 keys
+handed out before stop working; delete every object under `tenants/<t>/` of both buckets;
+delete their secrets (leases, KV, database role, policy); drop their SQL schema and any login
+left on it. Then the certificate: `tenant.erase`, with the counts, the lists and the
+checksums. The audit log keeps its events: they hold no tenant data values.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from workbench.access.broker import Broker
+from workbench.access.keys import identity_name
 from workbench.access.models import RequestToken
 from workbench.access.objects import tenant_prefix
 from workbench.access.secrets import check_tenant, policy_name, schema_name
@@ -102,6 +104,7 @@ class Erasure:
             ("servers", self._servers),
             ("exports", self._exports),
             ("artifacts", self._artifacts),
+            ("identity", self._identity),
             ("objects", self._objects),
             ("secrets", self._secrets),
             ("sql", self._sql),
@@ -308,6 +311,27 @@ class Erasure:
             log.warning("the artifact registry could not delete %s's objects: %s", tenant, e)
             return {"quarantined": sorted(quarantined), "deleted": [], "swept_instead": True}
         return {"quarantined": sorted(quarantined), "deleted": sorted(deleted)}
+
+    def _identity(self, tenant: str) -> dict[str, Any]:
+        """Delete the tenant's storage identity (its access keys first, as AWS IAM requires):
+        keys handed out before the erasure stop working now. One already gone is a no-op."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        iam, name = self.op.iam, identity_name(tenant)
+        if iam is None:
+            return {"deleted": []}
+        try:
+            for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
+                iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+            iam.delete_user(UserName=name)
+        except (ClientError, BotoCoreError) as e:
+            if getattr(e, "response", {}).get("Error", {}).get("Code") == "NoSuchEntity":
+                return {"deleted": []}
+            raise Unavailable(
+                f"the object store could not delete identity {name}: {e}; run the erasure again",
+                tenant=tenant,
+            ) from e
+        return {"deleted": [name]}
 
     def _list(self, bucket: str, prefix: str) -> Any:
         """(key, etag, size) of every object under `prefix`; none for a missing bucket."""
