@@ -29,7 +29,6 @@ from workbench.embedded.seaweed import (
     admin_keys,
     choose_ports,
     identity_config,
-    import_identities,
     prepare,
     tenant_actions,
     write_identity_config,
@@ -209,7 +208,7 @@ def test_prepare_writes_private_files_and_strips_aws_keys(
     tenants = json.loads((tmp_path / "seaweedfs" / "tenants.json").read_text())["identities"]
     assert {i["name"] for i in tenants} == {"tenant-acme", "tenant-globex", "tenant-acme-evil"}
     argv = " ".join(embedded.spec.argv)
-    assert "-s3.iam.readOnly=false" in argv
+    assert "-s3.iam.readOnly=false" in argv and "-s3=true" in argv
     for port in embedded.ports.all():
         assert f"={port}" in argv
     assert "-disableHttp=true" in argv and "-s3.port.iceberg=0" in argv
@@ -469,7 +468,7 @@ def test_deleting_a_tenants_identity_stops_its_keys_at_once(tmp_path: Path) -> N
     with running_seaweed(tmp_path) as again:  # the start imports the identities without acme
         refused(lambda: again.client("acme").get_object(Bucket=DATA, Key=key), "InvalidAccessKeyId")
         assert again.client("globex").list_objects_v2(Bucket=DATA, Prefix="tenants/globex/")
-        assert not import_identities(tmp_path, again.embedded.ports)  # nothing changed since
+        assert not again.import_identities()  # nothing changed since the start's import
 
 
 def test_an_erased_tenant_gets_no_sql_schema_at_the_next_start(tmp_path: Path) -> None:

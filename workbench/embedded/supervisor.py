@@ -42,9 +42,6 @@ _QUIET = re.compile(r"^\[[ID] |^(INFO|DEBUG)\b|\[ConfigProxy\] (info|debug)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # configurable-http-proxy colours its levels
 
 
-RESTART = "restart"  # what an `on_ready` returns to have its child started once more
-
-
 class StartFailed(Exception):
     """A child exited or did not answer in time while the stack was starting."""
 
@@ -65,9 +62,9 @@ class ChildSpec:
     try) before the next child starts. The child's output goes to `log_file`; its warnings and
     errors also go to the console, except lines matching `expected` (known, harmless ones).
     `on_ready`, when given, runs once the URLs answer and before the next child starts (set-up
-    that needs the child running, e.g. unsealing OpenBao); an exception from it fails the start.
-    If it returns `RESTART`, the child is stopped and started once more (set-up that the child
-    reads only when it starts), and `on_ready` runs again.
+    that needs the child running, e.g. unsealing OpenBao); `before_start` runs just before the
+    child is started (set-up the child reads only when it starts, e.g. SeaweedFS's identities).
+    An exception from either fails the start.
     """
 
     name: str
@@ -79,6 +76,7 @@ class ChildSpec:
     stop_timeout: float = 10.0
     expected: re.Pattern[str] | None = None
     on_ready: Callable[[], object] | None = None
+    before_start: Callable[[], object] | None = None
 
 
 @dataclass
@@ -165,20 +163,21 @@ class Supervisor:
         """
         become_subreaper()
         for spec in self.specs:
-            for last in (False, True):
-                if stop.is_set():
-                    raise Interrupted
-                child = self._spawn(spec)
-                self.children.append(child)
-                self._wait_ready(child, stop, timeout)
+            if stop.is_set():
+                raise Interrupted
+            if spec.before_start is not None:
                 try:
-                    outcome = spec.on_ready() if spec.on_ready is not None else None
+                    spec.before_start()
+                except Exception as e:
+                    raise StartFailed(spec, f"could not be prepared: {e}") from e
+            child = self._spawn(spec)
+            self.children.append(child)
+            self._wait_ready(child, stop, timeout)
+            if spec.on_ready is not None:
+                try:
+                    spec.on_ready()
                 except Exception as e:
                     raise StartFailed(spec, f"answered but could not be set up: {e}") from e
-                if outcome != RESTART or last:
-                    break
-                self._stop_child(child)
-                self.children.remove(child)
 
     def _spawn(self, spec: ChildSpec) -> _Child:
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -274,22 +273,19 @@ class Supervisor:
         """SIGTERM each child (last started first), SIGKILL it after its stop_timeout, then
         kill every descendant that outlived it. Safe to call more than once."""
         for child in reversed(self.children):
-            self._stop_child(child)
+            self._track()
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+                try:
+                    child.proc.wait(child.spec.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    self._killpg(child.proc.pid, signal.SIGKILL)
+                    child.proc.kill()
+                    child.proc.wait()
+            self._killpg(child.proc.pid, signal.SIGKILL)
         self._kill_leftovers()
         for child in self.children:
             child.pump.join(timeout=2)
-
-    def _stop_child(self, child: _Child) -> None:
-        self._track()
-        if child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGTERM)
-            try:
-                child.proc.wait(child.spec.stop_timeout)
-            except subprocess.TimeoutExpired:
-                self._killpg(child.proc.pid, signal.SIGKILL)
-                child.proc.kill()
-                child.proc.wait()
-        self._killpg(child.proc.pid, signal.SIGKILL)
 
     @staticmethod
     def _killpg(pgid: int, sig: signal.Signals) -> None:
