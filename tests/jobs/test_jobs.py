@@ -276,3 +276,26 @@ def test_a_job_runs_on_its_profiles_cpus(service: Service) -> None:
     with service.client("alice") as c:
         logs = c.get(f"jobs/{job.json()['id']}/logs").json()["logs"]
     assert "cpus 1" in logs
+
+
+def test_a_job_whose_cancel_the_reconciler_overtakes_is_cancelled_not_lost(
+    service: Service,
+) -> None:
+    """The reconciler runs while a cancel is stopping the job (the reaper's round): it sees
+    the process gone with no exit status, and must leave the job to the cancel."""
+    from tests.campaign.held import HeldJobBackend
+
+    class ReconciledWhileStopping(HeldJobBackend):
+        def stop(self, ref: str) -> None:
+            super().stop(ref)  # the process is gone: status says "lost" from now on
+            assert service.wb.jobs.reconcile() == []
+
+    service.wb.jobs.backend = ReconciledWhileStopping()
+    rid = approved(service)
+    job = submit(service, rid).json()
+    with service.client("alice") as c:
+        r = c.post(f"jobs/{job['id']}/cancel")
+        assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+    with service.wb.engine.connect() as conn:
+        ends = q.events(conn, Filters(action="job.end"))
+    assert [e["detail"]["state"] for e in ends] == ["cancelled"]

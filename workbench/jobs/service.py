@@ -77,6 +77,9 @@ class Jobs:
         self.output_dir = output_dir
         # called with a job's id once it ended (the broker revokes the job's tokens)
         self.on_end: list[Callable[[int], object]] = []
+        # jobs a cancel is stopping: the reconciler must not take their vanished process
+        # for a lost job
+        self._cancelling: set[int] = set()
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -399,9 +402,13 @@ class Jobs:
             if job.job_state.ended:
                 raise Conflict(f"job {job_id} has already ended ({job.state})")
             ref = job.backend_ref
-        if ref:
-            self.backend.stop(ref)
-        self._finish(job_id, JobState.CANCELLED, f"cancelled by {actor.name}")
+        self._cancelling.add(job_id)
+        try:
+            if ref:
+                self.backend.stop(ref)
+            self._finish(job_id, JobState.CANCELLED, f"cancelled by {actor.name}")
+        finally:
+            self._cancelling.discard(job_id)
         return self._dict(job_id)
 
     def reconcile(self) -> list[tuple[int, str, str]]:
@@ -438,7 +445,8 @@ class Jobs:
                     continue
                 else:
                     status = self.backend.status(ref)
-                    if status.state == "running":
+                    # checked after the status: a cancel marks its job before it stops it
+                    if status.state == "running" or job_id in self._cancelling:
                         continue
                     state, reason = JobState(status.state), status.message or status.state
             except Exception:
