@@ -134,41 +134,40 @@ class S3ObjectStore(ObjectStore):
     ) -> S3Client:
         """A boto3 S3 client for this endpoint with the given credentials (None: unsigned).
         `config` adds botocore Config options (timeouts, retries, max_pool_connections)."""
-        import boto3
         from botocore import UNSIGNED
-        from botocore.config import Config
 
-        options: dict[str, Any] = {
-            "s3": {"addressing_style": self.addressing_style},
-            # a store that has just (re)started answers 5xx for a moment: retry those
-            "retries": {"mode": "standard", "max_attempts": 8},
-            **config,
-        }
+        options: dict[str, Any] = {"s3": {"addressing_style": self.addressing_style}, **config}
         if access_key is None:
             options["signature_version"] = UNSIGNED
+        client: S3Client = self._boto("s3", access_key, secret_key, session_token, options)
+        return client
+
+    def iam_client(self, access_key: str, secret_key: str) -> Any:
+        """A boto3 IAM client for this endpoint (SeaweedFS serves IAM on its S3 port; without
+        an endpoint, AWS IAM)."""
+        return self._boto("iam", access_key, secret_key, None, {})
+
+    def _boto(
+        self,
+        service: str,
+        access_key: str | None,
+        secret_key: str | None,
+        session_token: str | None,
+        options: dict[str, Any],
+    ) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        # a store that has just (re)started answers 5xx for a moment: retry those
+        options = {"retries": {"mode": "standard", "max_attempts": 8}, **options}
         return boto3.session.Session().client(
-            "s3",
+            service,
             endpoint_url=self.endpoint_url or None,
             region_name=self.region,
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             aws_session_token=session_token,
             config=Config(**options),
-        )
-
-    def iam_client(self, access_key: str, secret_key: str) -> Any:
-        """A boto3 IAM client for this endpoint (SeaweedFS serves IAM on its S3 port; without
-        an endpoint, AWS IAM)."""
-        import boto3
-        from botocore.config import Config
-
-        return boto3.session.Session().client(
-            "iam",
-            endpoint_url=self.endpoint_url or None,
-            region_name=self.region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            config=Config(retries={"mode": "standard", "max_attempts": 8}),
         )
 
     def health(self) -> str | None:
