@@ -102,6 +102,22 @@ class Stores:
         session.trust_env = False
         return hvac.Client(url=self.bao.addr, token=token, timeout=30, session=session)
 
+    def reader(self, token: str) -> Callable[[str], dict[str, Any]]:
+        """A bare GET of an OpenBao path (`kv/data/…`, `database/creds/…`) with `token`, over a
+        keep-alive urllib3 pool: the HTTP the broker's own read makes, with nothing around it."""
+        import urllib3
+
+        pool = urllib3.connection_from_url(self.bao.addr, maxsize=8, retries=False)
+        headers = {"X-Vault-Token": token}
+
+        def read(path: str) -> dict[str, Any]:
+            resp = pool.request("GET", f"/v1/{path}", headers=headers)
+            if resp.status != 200:
+                raise RuntimeError(f"GET {path}: HTTP {resp.status} {resp.data[:200]!r}")
+            return dict(resp.json())
+
+        return read
+
     def tenant_token(self, tenant: str, ttl: str = "4h") -> str:
         """A token whose only policy is the tenant's, minted through the broker's token role:
         what the broker reads with (provision the tenant first)."""

@@ -31,7 +31,7 @@ from workbench.access.secrets import (
     render_tenant_policy,
 )
 from workbench.config import check_config
-from workbench.errors import ConfigError, Forbidden, Invalid, Unavailable
+from workbench.errors import ConfigError, Forbidden, Invalid, NotFound, Unavailable
 
 pytestmark = pytest.mark.postgres
 
@@ -104,6 +104,25 @@ def test_acme_token_reads_acme_keys_and_is_refused_globex(
     for path in ("kv/data/tenants/globex/s3", "sys/policies/acl/tenant-acme", "kv/metadata/"):
         with pytest.raises(hvac.exceptions.Forbidden):
             raw.adapter.get(f"/v1/{path}")
+
+
+def test_deleted_keys_are_not_found_and_a_revoked_token_is_refused(
+    bao: RunningBao, store: OpenBaoStore
+) -> None:
+    """The grant's read maps OpenBao's answers as hvac would: 404 → NotFound, 403 →
+    Forbidden, each naming the tenant."""
+    token = store.mint_request_token(7, "tenant-gone", 300)
+    bao.root.secrets.kv.v2.delete_latest_version_of_secret(
+        "tenants/tenant-gone/s3", mount_point="kv"
+    )
+    with pytest.raises(NotFound, match="has no such secret") as e:
+        store.read_s3_keys(token.token, "tenant-gone")
+    assert e.value.status == 404 and e.value.tenant == "tenant-gone"
+
+    store.revoke_token(token.accessor)
+    with pytest.raises(Forbidden, match="does not reach it") as f:
+        store.read_s3_keys(token.token, "tenant-gone")
+    assert f.value.status == 403
 
 
 def test_request_token_has_only_its_tenant_policy(bao: RunningBao, store: OpenBaoStore) -> None:
