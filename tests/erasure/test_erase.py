@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +307,16 @@ def test_erasure_cut_short_finishes_when_run_again(
     assert not cert["objects"]["complete_list"] and len(cert["objects"]["listed"]) == 1000
     assert len(events(service, action="tenant.erase")) == 1
     assert eraser(wb, stores).erase("initech")["found_left"] == 0
+
+
+def test_identity_step_without_an_iam_client_says_it_left_the_identity(
+    wb: Workbench,
+    stores: DataStack,  # noqa: F811
+) -> None:
+    erasure = eraser(wb, stores)
+    erasure.op = replace(erasure.op, iam=None)  # identities managed outside workbench
+    step = erasure._identity("initech")
+    assert step["deleted"] == [] and "outside workbench" in step["not_attempted"]
 
 
 def test_unknown_tenant(wb: Workbench, stores: DataStack, tmp_path: Path) -> None:  # noqa: F811
