@@ -111,17 +111,15 @@ def test_deleted_keys_are_not_found_and_a_revoked_token_is_refused(
 ) -> None:
     """The grant's read maps OpenBao's answers as hvac would: 404 → NotFound, 403 →
     Forbidden, each naming the tenant."""
-    token = store.mint_request_token(7, "tenant-gone", 300)
-    bao.root.secrets.kv.v2.delete_latest_version_of_secret(
-        "tenants/tenant-gone/s3", mount_point="kv"
-    )
+    token = store.mint_request_token(7, "gone", 300)
+    bao.root.secrets.kv.v2.delete_latest_version_of_secret("tenants/gone/s3", mount_point="kv")
     with pytest.raises(NotFound, match="has no such secret") as e:
-        store.read_s3_keys(token.token, "tenant-gone")
-    assert e.value.status == 404 and e.value.tenant == "tenant-gone"
+        store.read_s3_keys(token.token, "gone")
+    assert e.value.status == 404 and e.value.tenant == "gone"
 
     store.revoke_token(token.accessor)
     with pytest.raises(Forbidden, match="does not reach it") as f:
-        store.read_s3_keys(token.token, "tenant-gone")
+        store.read_s3_keys(token.token, "gone")
     assert f.value.status == 403
 
 
