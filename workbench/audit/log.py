@@ -221,7 +221,7 @@ class AuditLog:
         writer). Writers of this process take turns on a lock first (`_turn`): one waiting on
         SQLite's own busy handler sleeps in growing steps (up to 100 ms) and is overtaken by
         newcomers, one waiting on the lock is woken the moment it is free (8 concurrent grants
-        here: p99 ~45-60 ms instead of ~250-360 ms). Elsewhere the writer thread group-commits
+        here: p99 ~45-80 ms instead of ~250-360 ms). Elsewhere the writer thread group-commits
         it with its neighbours."""
         if self._in_caller:
             if self._closed:
