@@ -216,40 +216,39 @@ def diagnostics(
         wb.close()
     grant = percentile(http, 50)
     kv, pair = percentile(bare.kv, 50), percentile(bare.kv, 50) + percentile(bare.db, 50)
+    over_http = f"grant over HTTP {ms(grant)}"
     return [
-        Figure(
-            f"{kind}: (of which) GET me p50, sequential",
-            ms(percentile(me, 50)),
-            f"grant over HTTP {ms(grant)}",
-            percentile(me, 50) / grant,
-            "HTTP + token floor",
-            None,
+        _info(
+            f"{kind}: (of which) GET me p50, sequential", me, over_http, grant, "HTTP + token floor"
         ),
-        Figure(
+        _info(
             f"{kind}: (of which) Broker.grant() p50, no HTTP",
-            ms(percentile(direct, 50)),
-            f"grant over HTTP {ms(grant)}",
-            percentile(direct, 50) / grant,
+            direct,
+            over_http,
+            grant,
             "share of the grant",
-            None,
         ),
-        Figure(
+        _info(
             f"{kind}: Broker.grant() p50, no HTTP, vs the bare pair",
-            ms(percentile(direct, 50)),
+            direct,
             f"{ms(pair)} (kv {ms(kv)} + commit {ms(percentile(bare.db, 50))})",
-            percentile(direct, 50) / pair,
+            pair,
             "the broker's own cost",
-            None,
         ),
-        Figure(
+        _info(
             f"{kind}: bare KV read p50 through hvac",
-            ms(percentile(via_hvac, 50)),
+            via_hvac,
             f"urllib3 {ms(kv)}",
-            percentile(via_hvac, 50) / kv,
+            kv,
             "client library cost",
-            None,
         ),
     ]
+
+
+def _info(label: str, times: list[float], against: str, base: float, what: str) -> Figure:
+    """An unjudged row: the p50 of `times` and its ratio to `base`."""
+    p50 = percentile(times, 50)
+    return Figure(label, ms(p50), against, p50 / base, what, None)
 
 
 def bench_kind(
