@@ -86,6 +86,7 @@ export class JobsPanel extends Widget {
     this.logs = '';
     this.artifacts = [];
     this.finalised = false;
+    this.showError('action', null);
     this.detailNode.replaceChildren();
     this.detailNode.hidden = id === null;
     this.renderList();
@@ -114,9 +115,9 @@ export class JobsPanel extends Widget {
         this.fetchedAt = Date.now();
         await this.fetchDetail(single);
       }
-      this.showError(null);
+      this.showError('poll', null);
     } catch (error) {
-      this.showError(String((error as Error).message ?? error));
+      this.showError('poll', String((error as Error).message ?? error));
     } finally {
       this.busy = false;
     }
@@ -205,9 +206,15 @@ export class JobsPanel extends Widget {
     this.schedule(active ? POLL_MS : IDLE_POLL_MS);
   }
 
-  private showError(message: string | null): void {
-    this.errorNode.hidden = message === null;
-    this.errorNode.textContent = message ?? '';
+  /**
+   * A button's refusal stays until the next action or another job is picked: a poll
+   * that succeeds meanwhile must not wipe it. A failed poll shows until one succeeds.
+   */
+  private showError(kind: 'action' | 'poll', message: string | null): void {
+    this.errors[kind] = message;
+    const shown = this.errors.action ?? this.errors.poll;
+    this.errorNode.hidden = shown === null;
+    this.errorNode.textContent = shown ?? '';
   }
 
   private renderList(): void {
@@ -365,9 +372,9 @@ export class JobsPanel extends Widget {
       try {
         await action();
         this.finalised = false;
-        this.showError(null);
+        this.showError('action', null);
       } catch (error) {
-        this.showError(String((error as Error).message ?? error));
+        this.showError('action', String((error as Error).message ?? error));
         return;
       }
       await this.refresh();
@@ -375,6 +382,10 @@ export class JobsPanel extends Widget {
   }
 
   private readonly errorNode: HTMLDivElement;
+  private readonly errors: Record<'action' | 'poll', string | null> = {
+    action: null,
+    poll: null
+  };
   private readonly listNode: HTMLUListElement;
   private readonly emptyNode: HTMLDivElement;
   private readonly detailNode: HTMLDivElement;

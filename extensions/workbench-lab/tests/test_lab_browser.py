@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,7 +113,15 @@ def test_run_follow_promote_and_open(browser: Any, lab: Lab, fake: FakeService) 
     fake.fail("POST", f"jobs/{live['id']}/cancel", 409, "job 2 has already ended (failed)")
     page.locator(f'li.wb-job[data-job-id="{live["id"]}"]').click()
     page.locator("button.wb-job-cancel").click()
-    page.locator(".wb-error", has_text="job 2 has already ended").wait_for()
+    error = page.locator(".wb-error", has_text="job 2 has already ended")
+    error.wait_for()
+    # the running job is polled every 2 s: a poll that succeeds must not wipe the refusal
+    polls = sum(c.method == "GET" and c.path == "jobs" for c in fake.calls)
+    deadline = time.monotonic() + 30
+    while sum(c.method == "GET" and c.path == "jobs" for c in fake.calls) < polls + 2:
+        assert time.monotonic() < deadline, "the panel stopped polling"
+        page.wait_for_timeout(200)
+    assert error.is_visible()
 
     # a workbench without the artifact registry (404) shows no artifacts, and no error
     fake.fail("GET", "artifacts", 404, "nothing here: /services/workbench/api/v1/artifacts")
