@@ -281,9 +281,9 @@ def test_sealed_secret_store_fails_closed(
 def test_grants_api_refuses_bad_input(service: Service) -> None:
     with service.client("alice") as c:
         assert c.post("grants", json={"dataset": "acme/calls"}).status_code == 400
-        assert (
-            c.post("grants", json={"request_id": 999, "dataset": "acme/calls"}).status_code == 404
-        )
+        r = c.post("grants", json={"request_id": 999, "dataset": "acme/calls"})
+        assert r.status_code == 404
+        assert r.json()["error"] == "you have no access request 999"
     with service.client("sam") as c:  # security reads logs, not data
         assert c.post("grants", json={"request_id": 1, "dataset": "acme/calls"}).status_code == 403
     assert os.environ.get("WORKBENCH_REQUEST_ID") is None

@@ -23,6 +23,7 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, select,
 from tests.audit.conftest import create_database, drop_database
 from workbench import dbsetup
 from workbench.audit import AuditEvent, AuditLog, AuditUnavailable, Recorded, Signer, verify
+from workbench.audit import log as log_module
 from workbench.db import UTCDateTime, make_engine
 
 MakeLog = Callable[..., AuditLog]
@@ -153,6 +154,88 @@ def test_a_row_that_cannot_be_written_takes_its_event_with_it(
         ).seq
         == 2
     )
+
+
+def _gathering(log: AuditLog, n: int) -> None:
+    """Wait until `n` SQLite callers wait to be written together."""
+    deadline = time.monotonic() + 10
+    while len(log._gathered) < n:
+        assert time.monotonic() < deadline, f"{len(log._gathered)} callers wait, not {n}"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_sqlite_callers_that_wait_are_written_together(
+    engine: Engine, make_log: MakeLog, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one caller writes, the others gather; the next to wake writes them all in one
+    transaction."""
+    log = make_log(checkpoint_every=1000)
+    batches: list[int] = []
+    write = log_module._SqliteWriter.write
+
+    def counted(self: Any, events: list[AuditEvent], rows: Any, sign: bool) -> Any:
+        batches.append(len(events))
+        return write(self, events, rows, sign)
+
+    monkeypatch.setattr(log_module._SqliteWriter, "write", counted)
+    with ThreadPoolExecutor(6) as pool:
+        with log._turn:  # the first caller is stuck writing; the next five gather
+            first = pool.submit(log.record, event(0))
+            while not batches:
+                time.sleep(0.01)
+            rest = [pool.submit(log.record, event(i)) for i in range(1, 6)]
+            _gathering(log, 5)
+        got = [first.result(10).seq] + [f.result(10).seq for f in rest]
+    assert batches == [1, 5]
+    assert sorted(got) == [1, 2, 3, 4, 5, 6] and got[0] == 1
+    assert details(engine)[0] == 0 and sorted(details(engine)) == [0, 1, 2, 3, 4, 5]
+    with engine.connect() as conn:
+        assert verify(conn, signer.public_key).ok
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_bad_event_written_together_fails_alone(
+    engine: Engine, make_log: MakeLog, companions: Table
+) -> None:
+    log = make_log()
+
+    def record(i: int, note: str | None) -> Recorded:
+        return log.record(
+            event(i), rows=lambda seq: [(companions, {"id": seq, "note": note, "at": None})]
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        with log._turn:
+            first = pool.submit(log.record, event(0))
+            time.sleep(0.2)  # it holds the lead, waiting for the turn
+            rest = [pool.submit(record, 1, "ok"), pool.submit(record, 2, None)]
+            rest.append(pool.submit(record, 3, "ok"))
+            _gathering(log, 3)
+        assert first.result(10).seq == 1
+        assert rest[0].result(10).seq and rest[2].result(10).seq
+        with pytest.raises(AuditUnavailable, match="NOT NULL"):
+            rest[1].result(10)
+    assert seqs(engine) == [1, 2, 3] and sorted(details(engine)) == [0, 1, 3]
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(companions.c.note)).scalars()) == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_gathered_caller_that_times_out_is_never_written(
+    engine: Engine, make_log: MakeLog
+) -> None:
+    log = make_log()
+    with ThreadPoolExecutor(2) as pool:
+        with log._turn:
+            first = pool.submit(log.record, event(0))
+            time.sleep(0.2)
+            with pytest.raises(AuditUnavailable, match="within 0.3"):
+                log.record(event(1), timeout=0.3)
+            assert log._gathered == []
+        assert first.result(10).seq == 1
+    assert log.record(event(2)).seq == 2
+    assert details(engine) == [0, 2]
 
 
 def test_append_commits_with_the_callers_transaction(engine: Engine, make_log: MakeLog) -> None:
@@ -348,6 +431,46 @@ def test_record_times_out_while_the_table_is_locked(engine: Engine, make_log: Ma
             log.record(event(1), timeout=1)
         assert time.monotonic() - start < 3
         blocker.rollback()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_a_caller_writing_its_own_event_is_stopped_by_the_write_timeout(
+    engine: Engine, make_log: MakeLog, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record() that finds nobody writing writes in its own thread (no hand-off to the
+    writer thread); the server's statement_timeout bounds it as `timeout` bounds the rest."""
+    log = make_log(write_timeout=1)
+    monkeypatch.setattr(log, "submit", lambda *a: pytest.fail("handed to the writer thread"))
+    log.record(event(0))
+    with engine.connect() as blocker:
+        blocker.execute(text("LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE"))
+        start = time.monotonic()
+        with pytest.raises(AuditUnavailable, match="statement timeout"):
+            log.record(event(1))  # the default timeout (30 s) allows a caller's own write
+        assert time.monotonic() - start < 3
+        blocker.rollback()
+    assert log.record(event(2)).seq == 2  # a fresh connection, the chain unbroken
+    log.close()
+    with engine.connect() as conn:
+        assert verify(conn, signer.public_key).ok
+    assert details(engine) == [0, 2]
+
+
+@pytest.mark.postgres
+def test_the_writers_statement_timeout_stays_with_the_writer(audit_pg_url: str) -> None:
+    """The writer's connection goes back to the pool as it came: no statement_timeout for
+    the next user (a long audit query, say)."""
+    engine = make_engine(audit_pg_url, pool_size=1, max_overflow=0)
+    try:
+        log = AuditLog(engine, write_timeout=1)
+        log.record(event(0))
+        log.close()
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "0"
+            assert conn.execute(text("SELECT pg_sleep(1.2)")).all()  # longer than 1 s
+    finally:
+        engine.dispose()
 
 
 def test_record_fails_closed_on_a_read_only_sqlite_file(tmp_path: Path) -> None:

@@ -23,11 +23,11 @@ from typing import Any, Protocol
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session, lazyload, sessionmaker
 
-from workbench.access.models import Grant, RequestToken
+from workbench.access.models import Grant, RequestToken, grant_view
 from workbench.actor import Actor
 from workbench.audit import AuditEvent, AuditLog, AuditUnavailable
 from workbench.config import CatalogData
-from workbench.db import reading, utcnow
+from workbench.db import RawQuery, utcnow
 from workbench.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable, WorkbenchError
 from workbench.requests.models import AccessRequest, State
 from workbench.scopes import DATA
@@ -109,6 +109,7 @@ class Broker:
         self.objects = objects
         self.sql = sql
         self.grant_seconds = grant_seconds
+        self._request = RawQuery(self.engine, _REQUEST)
         # (request id, job id or None) → minted token, kept in memory only
         self._tokens: dict[tuple[int, int | None], Any] = {}
         self._ended_jobs: set[int] = set()
@@ -134,33 +135,32 @@ class Broker:
         now = utcnow()
         if job_id is not None and resource is None:
             resource = f"job:{job_id}"
-        with reading(self.engine) as conn:  # the request alone: its decisions are not needed
-            row = conn.execute(_REQUEST, {"id": request_id}).first()
+        row = self._request.first(id=request_id)  # the request alone, not its decisions
         req = _Request(*row) if row is not None else None
         tenant, name = split_dataset(dataset, req.tenant if req else "")
-        kind = self._check(actor, req, tenant, name, now)
+        kind = self._check(actor, request_id, req, tenant, name, now)
         assert req is not None
         expires = min(req.expires_at or now, now + timedelta(seconds=self.grant_seconds))
-        grant = Grant(
-            request_id=req.id,
-            actor=actor.name,
-            tenant=tenant,
-            dataset=name,
-            kind=kind,
-            resource=resource,
-            issued_at=now,
-            expires_at=expires,
-            lease_id=None,
-            job_id=job_id,
-        )
+        grant: dict[str, Any] = {  # a row of `grants`; its id is the event's seq
+            "request_id": req.id,
+            "actor": actor.name,
+            "tenant": tenant,
+            "dataset": name,
+            "kind": kind,
+            "resource": resource,
+            "issued_at": now,
+            "expires_at": expires,
+            "lease_id": None,
+            "job_id": job_id,
+        }
         event = _grant_event(actor, req, tenant, name, resource=resource)
         event.detail = {"kind": kind, "expires_at": str(expires)}
         if job_id is not None:
             event.detail["job_id"] = job_id
 
         def grant_row(seq: int) -> list[tuple[Table, dict[str, Any]]]:
-            grant.id = event.detail["grant_id"] = seq
-            return [(_GRANTS, {c.key: getattr(grant, c.key) for c in _GRANTS.columns})]
+            grant["id"] = event.detail["grant_id"] = seq
+            return [(_GRANTS, grant)]
 
         try:  # the event and the grant row commit together: the grant is durable
             self.audit.record(event, rows=grant_row)
@@ -172,16 +172,16 @@ class Broker:
                 request_id=req.id,
                 action="grant.issue",
             ) from e
-        out = grant.as_dict()
+        out = grant_view(grant)
         remaining = int((expires - now).total_seconds())
         # committed: the grant is on record; only now may a credential leave
         try:
             credentials, location = self._credentials(req, tenant, name, kind, remaining, job_id)
         except WorkbenchError as e:
-            self._record_failure(actor, req, tenant, name, grant.id, e.message, resource)
+            self._record_failure(actor, req, tenant, name, grant["id"], e.message, resource)
             raise
         except Exception as e:  # the secret store misbehaved: fail closed, say so
-            self._record_failure(actor, req, tenant, name, grant.id, str(e), resource)
+            self._record_failure(actor, req, tenant, name, grant["id"], str(e), resource)
             raise Unavailable(
                 f"the secret store could not issue credentials: {e}", tenant=tenant
             ) from e
@@ -190,16 +190,22 @@ class Broker:
         return {**out, "credentials": credentials, "location": location}
 
     def _check(
-        self, actor: Actor, req: _Request | None, tenant: str, name: str, now: datetime
+        self,
+        actor: Actor,
+        request_id: int,
+        req: _Request | None,
+        tenant: str,
+        name: str,
+        now: datetime,
     ) -> str:
-        """Raise unless `actor` may have `tenant/name` under `req`; return the dataset's kind.
+        """Raise unless `actor` may have `tenant/name` under `req` (request `request_id`, None
+        when there is none); return the dataset's kind.
         Each refusal names the tenant whose data was asked for, so it is filed under it."""
         ctx: dict[str, Any] = {"tenant": tenant or None, "dataset": name, "action": "grant.issue"}
         if not actor.has(DATA):
             raise Forbidden("obtaining data credentials needs the researcher role", **ctx)
         if req is None or req.requester != actor.name:
-            rid = req.id if req else None
-            raise NotFound(f"you have no access request {rid or ''}".strip(), **ctx)
+            raise NotFound(f"you have no access request {request_id}", **ctx)
         ctx["request_id"] = req.id
         if not name:
             raise Invalid("name a dataset, e.g. acme/calls", **ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -29,15 +30,20 @@ class Grant(Base):
     job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a job's own grant
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "request_id": self.request_id,
-            "tenant": self.tenant,
-            "dataset": self.dataset,
-            "kind": self.kind,
-            "issued_at": self.issued_at.isoformat().replace("+00:00", "Z"),
-            "expires_at": self.expires_at.isoformat().replace("+00:00", "Z"),
-        }
+        return grant_view({c.key: getattr(self, c.key) for c in self.__table__.columns})
+
+
+def grant_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What the API shows of a grant, from its row (or a Grant's attributes)."""
+    return {
+        "id": row["id"],
+        "request_id": row["request_id"],
+        "tenant": row["tenant"],
+        "dataset": row["dataset"],
+        "kind": row["kind"],
+        "issued_at": row["issued_at"].isoformat().replace("+00:00", "Z"),
+        "expires_at": row["expires_at"].isoformat().replace("+00:00", "Z"),
+    }
 
 
 class RequestToken(Base):

@@ -298,7 +298,9 @@ class OpenBaoStore(SecretStore):
         self._refresh_at = 0.0  # monotonic time to renew or log in again
         self._provisioned: set[str] = set()
         self._session: Any = None  # one requests.Session (keep-alive) for hvac's clients
-        self._pool: urllib3.PoolManager | None = None  # keep-alive connections for grants
+        # keep-alive connections for grants, to OpenBao's host (of `url`) alone
+        self._pool: urllib3.HTTPConnectionPool | None = None
+        self._api = "/v1/"  # the API's path on that host
 
     # -- clients ----------------------------------------------------------------------
 
@@ -332,14 +334,16 @@ class OpenBaoStore(SecretStore):
         if self._pool is None:
             with self._lock:
                 if self._pool is None:
-                    self._pool = urllib3.PoolManager(
+                    tls = {"ca_certs": self.ca_cert or None} if self.url.startswith("https") else {}
+                    self._api = (urllib3.util.parse_url(self.url).path or "").rstrip("/") + "/v1/"
+                    self._pool = urllib3.connection_from_url(
+                        self.url,
                         maxsize=16,
                         timeout=self.timeout,
                         retries=urllib3.Retry(total=1, read=0, status=0, redirect=0, other=0),
-                        ca_certs=self.ca_cert or None,
+                        **tls,
                     )
-        url = f"{self.url.rstrip('/')}/v1/{path}"
-        resp = self._pool.request("GET", url, headers={"X-Vault-Token": token})
+        resp = self._pool.urlopen("GET", self._api + path, headers={"X-Vault-Token": token})
         try:
             body = resp.json()
         except ValueError:
@@ -347,7 +351,12 @@ class OpenBaoStore(SecretStore):
         if resp.status >= 400:
             text = resp.data.decode(errors="replace")
             hvac.utils.raise_for_error(
-                "GET", url, resp.status, errors=body.get("errors"), text=text, json=body
+                "GET",
+                f"{self.url.rstrip('/')}/v1/{path}",
+                resp.status,
+                errors=body.get("errors"),
+                text=text,
+                json=body,
             )
         return dict(body)
 
@@ -627,4 +636,4 @@ class OpenBaoStore(SecretStore):
         if self._session is not None:
             self._session.close()
         if self._pool is not None:
-            self._pool.clear()
+            self._pool.close()
