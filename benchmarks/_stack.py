@@ -280,11 +280,32 @@ class Service:
             m.post(f"requests/{rid}/approve", json={}).raise_for_status()
         return rid
 
+    @contextlib.contextmanager
+    def broker(self) -> Iterator[Any]:
+        """The service's `Broker`, in this process, on the service's own configuration and
+        database: grants without HTTP (`broker.grant(researcher(), request_id, dataset)`)."""
+        from workbench.config import settings_for
+        from workbench.service.context import Workbench
+
+        wb = Workbench.open(settings_for(self.home), migrate=False)
+        try:
+            yield wb.broker
+        finally:
+            wb.close()
+
     def data_client(self, request_id: int, user: str = "alice") -> Any:
         """The notebook client (`workbench.data.Client`) for `request_id`."""
         from workbench import data
 
         return data.Client(request_id, api_url=self.url, token=token_for(user))
+
+
+def researcher(name: str = "alice") -> Any:
+    """An Actor with the researcher role, as the broker is called with."""
+    from workbench.actor import Actor
+    from workbench.scopes import ROLE_SCOPES
+
+    return Actor(name, frozenset(ROLE_SCOPES["researcher"]), "127.0.0.1")
 
 
 def write_config(home: Path, sections: dict[str, dict[str, Any]]) -> Path:

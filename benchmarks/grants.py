@@ -12,6 +12,7 @@ sequentially and with 8 clients at once, on SQLite (the embedded default) and on
 from __future__ import annotations
 
 import argparse
+import functools
 import sqlite3
 import tempfile
 import time
@@ -27,6 +28,7 @@ from _stack import (
     Service,
     Stores,
     catalog_tenants,
+    researcher,
     run_workers,
     running_service,
     running_stores,
@@ -46,17 +48,9 @@ def me_op(service: Service) -> Callable[[], object]:
     return lambda: client.get("me").raise_for_status()
 
 
-def in_process_op(service: Service, request_id: int) -> tuple[Callable[[], object], Any]:
-    """`Broker.grant()` called in this process on the service's own configuration and
-    database: the grant without HTTP."""
-    from workbench.actor import Actor
-    from workbench.config import settings_for
-    from workbench.scopes import ROLE_SCOPES
-    from workbench.service.context import Workbench
-
-    wb = Workbench.open(settings_for(service.home), migrate=False)
-    alice = Actor("alice", frozenset(ROLE_SCOPES["researcher"]), "127.0.0.1")
-    return (lambda: wb.broker.grant(alice, request_id, DATASET)), wb
+def direct_op(broker: Any, request_id: int) -> Callable[[], object]:
+    """`Broker.grant()` in this process (see `Service.broker`): the grant without HTTP."""
+    return functools.partial(broker.grant, researcher(), request_id, DATASET)
 
 
 def grant_op(service: Service, request_id: int) -> Callable[[], object]:
@@ -197,14 +191,14 @@ def diagnostics(
     HTTP, measured in rounds alternating with grants over HTTP and the bare pair; and what the
     bare KV read costs through hvac instead."""
     me_call, http_call = me_op(service), grant_op(service, request_id)
-    direct_call, wb = in_process_op(service, request_id)
     hvac_call, bare_call = hvac_op(bare.stores, bare.token), bare.op(0)
     me: list[float] = []
     direct: list[float] = []
     http: list[float] = []
     via_hvac: list[float] = []
     bare.reset()
-    try:
+    with service.broker() as broker:
+        direct_call = direct_op(broker, request_id)
         run_workers(lambda w: direct_call, 1, 10)  # warm up
         for _ in range(4):
             me += run_workers(lambda w: me_call, 1, calls // 4)[0]
@@ -212,8 +206,6 @@ def diagnostics(
             http += run_workers(lambda w: http_call, 1, calls // 4)[0]
             via_hvac += run_workers(lambda w: hvac_call, 1, calls // 4)[0]
             run_workers(lambda w: bare_call, 1, calls // 4)
-    finally:
-        wb.close()
     grant = percentile(http, 50)
     kv, pair = percentile(bare.kv, 50), percentile(bare.kv, 50) + percentile(bare.db, 50)
     over_http = f"grant over HTTP {ms(grant)}"
@@ -243,6 +235,32 @@ def diagnostics(
             "client library cost",
         ),
     ]
+
+
+def broker_concurrent(
+    kind: str, service: Service, bare: Bare, request_ids: list[int], calls: int
+) -> Figure:
+    """`Broker.grant()` from `CONCURRENCY` threads of this process, in rounds alternating with
+    the bare pair from as many: the broker's own cost under concurrency, without HTTP."""
+    ours: list[float] = []
+    bare.reset()
+    with service.broker() as broker:
+
+        def direct(w: int) -> Callable[[], object]:
+            return direct_op(broker, request_ids[w])
+
+        run_workers(direct, CONCURRENCY, 5)  # warm up
+        for _ in range(3):
+            ours += run_workers(direct, CONCURRENCY, calls)[0]
+            run_workers(bare.op, CONCURRENCY, calls)
+    kv, db = percentile(bare.kv, 50), percentile(bare.db, 50)
+    return _info(
+        f"{kind}: Broker.grant() p50, {CONCURRENCY} concurrent, no HTTP, vs the bare pair",
+        ours,
+        f"{ms(kv + db)} (kv {ms(kv)} + commit {ms(db)})",
+        kv + db,
+        "the broker's own cost",
+    )
 
 
 def _info(label: str, times: list[float], against: str, base: float, what: str) -> Figure:
@@ -289,6 +307,8 @@ def bench_kind(
                 )
             if workers == 1:
                 figures += diagnostics(kind, service, bare, request_ids[0], calls)
+            else:
+                figures.append(broker_concurrent(kind, service, bare, request_ids, calls))
             n = len(ours)
             notes.append(
                 f"{kind}, {label}: {n} grants in {ours_wall:.1f} s ({n / ours_wall:,.0f}/s); "

@@ -10,6 +10,7 @@ urllib3, as the broker makes it), measured in the same run. Goal: p50 ≤ 1.2×.
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from _stack import (
     Service,
     Stores,
     catalog_tenants,
+    researcher,
     run_workers,
     running_service,
     running_stores,
@@ -53,17 +55,16 @@ def bare_op(stores: Stores, token: str) -> Callable[[], object]:
 
 
 def measure(
-    stores: Stores, ours: Callable[[], object], bare: Callable[[], object], calls: int, rounds: int
-) -> tuple[list[float], list[float]]:
-    """Rounds alternate ours and bare; every login made is dropped between rounds (untimed),
-    so that both see the same number of PostgreSQL roles."""
-    o: list[float] = []
-    b: list[float] = []
+    stores: Stores, ops: dict[str, Callable[[], object]], calls: int, rounds: int
+) -> dict[str, list[float]]:
+    """Rounds alternate the `ops`; every login made is dropped after each (untimed), so that
+    all see the same number of PostgreSQL roles."""
+    times: dict[str, list[float]] = {name: [] for name in ops}
     for _ in range(rounds):
-        o += run_workers(lambda w: ours, 1, calls)[0]
-        b += run_workers(lambda w: bare, 1, calls)[0]
-        stores.revoke_sql_logins()
-    return o, b
+        for name, op in ops.items():
+            times[name] += run_workers(lambda w, op=op: op, 1, calls)[0]
+            stores.revoke_sql_logins()
+    return times
 
 
 def bench_kind(
@@ -72,27 +73,47 @@ def bench_kind(
     figures = []
     tenants = catalog_tenants()
     calls, rounds = (20, 3) if quick else (60, 5)
-    with running_service(tmp / f"service-{kind}", stores, tenants, db_url) as service:
+    with (
+        running_service(tmp / f"service-{kind}", stores, tenants, db_url) as service,
+        service.broker() as broker,
+    ):
         bare = bare_op(stores, stores.tenant_token(TENANT))
+        alice = researcher()
         for hours, label, goal in (
             (8, "request with hours left", True),
             (1, "request ending within the hour (lease shortened)", False),
         ):
-            ours = grant_op(service, service.approved_request(TENANT, ["accounts"], hours))
-            run_workers(lambda w, op=ours: op, 1, 5)  # mints the request's token; warms up
-            run_workers(lambda w: bare, 1, 5)
-            o, b = measure(stores, ours, bare, calls, rounds)
+            rid = service.approved_request(TENANT, ["accounts"], hours)
+            ops = {"http": grant_op(service, rid), "bare": bare}
+            if goal:  # and where the time goes: the same grant without HTTP
+                ops["direct"] = functools.partial(broker.grant, alice, rid, DATASET)
+            for op in ops.values():  # mints the request's token; warms up
+                run_workers(lambda w, op=op: op, 1, 5)
+            times = measure(stores, ops, calls, rounds)
+            b = times["bare"]
             for p in (50, 99):
-                ratio = percentile(o, p) / percentile(b, p)
+                ratio = percentile(times["http"], p) / percentile(b, p)
                 judged = goal and p == 50
                 figures.append(
                     Figure(
                         f"{kind}: SQL grant p{p}, {label}",
-                        ms(percentile(o, p)),
+                        ms(percentile(times["http"], p)),
                         ms(percentile(b, p)),
                         ratio,
                         f"<= {GOAL}x" if judged else "-",
                         ratio <= GOAL if judged else None,
+                    )
+                )
+            if "direct" in times:
+                direct = percentile(times["direct"], 50)
+                figures.append(
+                    Figure(
+                        f"{kind}: Broker.grant() p50, no HTTP, {label}",
+                        ms(direct),
+                        ms(percentile(b, 50)),
+                        direct / percentile(b, 50),
+                        "the broker's own cost",
+                        None,
                     )
                 )
     return figures
@@ -121,6 +142,8 @@ def main() -> None:
             "database engine) with the same role, tenant-acme. Ours adds one HTTP call to the "
             "service (its own process), the grant row and audit event committed in the "
             "service database (the first column), and reuses the request's OpenBao token. "
+            "The 'no HTTP' row calls Broker.grant() in the benchmark's process on the "
+            "service's configuration and database. "
             "When the request ends within the role's default lease (1 h), the broker also "
             "shortens the lease (PUT sys/leases/renew), a second OpenBao call the bare one "
             "does not make: that row is not judged. Client, service, OpenBao and PostgreSQL "
