@@ -224,7 +224,9 @@ def test_erasure_leaves_nothing_of_the_tenant_and_the_other_untouched(
     assert pg_roles(login["username"]) == []
     root = stores.bao.root
     with pytest.raises(hvac.exceptions.InvalidPath):
-        root.secrets.kv.v2.read_secret_version("tenants/acme/s3", mount_point="kv")
+        root.secrets.kv.v2.read_secret_version(
+            "tenants/acme/s3", mount_point="kv", raise_on_deleted_version=True
+        )
     assert "tenant-acme" not in root.sys.list_acl_policies()["data"]["keys"]
     with pytest.raises(hvac.exceptions.InvalidPath):
         root.secrets.database.read_role("tenant-acme")
