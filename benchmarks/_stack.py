@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -283,7 +284,7 @@ class Service:
     @contextlib.contextmanager
     def broker(self) -> Iterator[Any]:
         """The service's `Broker`, in this process, on the service's own configuration and
-        database: grants without HTTP (`broker.grant(researcher(), request_id, dataset)`)."""
+        database: grants without HTTP (see `direct_grant`)."""
         from workbench.config import settings_for
         from workbench.service.context import Workbench
 
@@ -300,12 +301,14 @@ class Service:
         return data.Client(request_id, api_url=self.url, token=token_for(user))
 
 
-def researcher(name: str = "alice") -> Any:
-    """An Actor with the researcher role, as the broker is called with."""
+def direct_grant(broker: Any, request_id: int, dataset: str) -> Callable[[], object]:
+    """alice's grant of `dataset` under `request_id`, by `broker.grant()` in this process (see
+    `Service.broker`): the grant without HTTP."""
     from workbench.actor import Actor
     from workbench.scopes import ROLE_SCOPES
 
-    return Actor(name, frozenset(ROLE_SCOPES["researcher"]), "127.0.0.1")
+    alice = Actor("alice", frozenset(ROLE_SCOPES["researcher"]), "127.0.0.1")
+    return functools.partial(broker.grant, alice, request_id, dataset)
 
 
 def write_config(home: Path, sections: dict[str, dict[str, Any]]) -> Path:

@@ -12,7 +12,6 @@ sequentially and with 8 clients at once, on SQLite (the embedded default) and on
 from __future__ import annotations
 
 import argparse
-import functools
 import sqlite3
 import tempfile
 import time
@@ -28,7 +27,7 @@ from _stack import (
     Service,
     Stores,
     catalog_tenants,
-    researcher,
+    direct_grant,
     run_workers,
     running_service,
     running_stores,
@@ -46,11 +45,6 @@ def me_op(service: Service) -> Callable[[], object]:
     """`GET me`: the HTTP, token check and JSON floor of any API call."""
     client = service.client("alice")
     return lambda: client.get("me").raise_for_status()
-
-
-def direct_op(broker: Any, request_id: int) -> Callable[[], object]:
-    """`Broker.grant()` in this process (see `Service.broker`): the grant without HTTP."""
-    return functools.partial(broker.grant, researcher(), request_id, DATASET)
 
 
 def grant_op(service: Service, request_id: int) -> Callable[[], object]:
@@ -198,7 +192,7 @@ def diagnostics(
     via_hvac: list[float] = []
     bare.reset()
     with service.broker() as broker:
-        direct_call = direct_op(broker, request_id)
+        direct_call = direct_grant(broker, request_id, DATASET)
         run_workers(lambda w: direct_call, 1, 10)  # warm up
         for _ in range(4):
             me += run_workers(lambda w: me_call, 1, calls // 4)[0]
@@ -247,7 +241,7 @@ def broker_concurrent(
     with service.broker() as broker:
 
         def direct(w: int) -> Callable[[], object]:
-            return direct_op(broker, request_ids[w])
+            return direct_grant(broker, request_ids[w], DATASET)
 
         run_workers(direct, CONCURRENCY, 5)  # warm up
         for _ in range(3):

@@ -10,7 +10,6 @@ urllib3, as the broker makes it), measured in the same run. Goal: p50 ≤ 1.2×.
 from __future__ import annotations
 
 import argparse
-import functools
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from _stack import (
     Service,
     Stores,
     catalog_tenants,
-    researcher,
+    direct_grant,
     run_workers,
     running_service,
     running_stores,
@@ -78,7 +77,6 @@ def bench_kind(
         service.broker() as broker,
     ):
         bare = bare_op(stores, stores.tenant_token(TENANT))
-        alice = researcher()
         for hours, label, goal in (
             (8, "request with hours left", True),
             (1, "request ending within the hour (lease shortened)", False),
@@ -86,7 +84,7 @@ def bench_kind(
             rid = service.approved_request(TENANT, ["accounts"], hours)
             ops = {"http": grant_op(service, rid), "bare": bare}
             if goal:  # and where the time goes: the same grant without HTTP
-                ops["direct"] = functools.partial(broker.grant, alice, rid, DATASET)
+                ops["direct"] = direct_grant(broker, rid, DATASET)
             for op in ops.values():  # mints the request's token; warms up
                 run_workers(lambda w, op=op: op, 1, 5)
             times = measure(stores, ops, calls, rounds)
