@@ -20,7 +20,7 @@ APT := DEBIAN_FRONTEND=noninteractive apt-get -q
 HOME_DIR ?=
 PORT ?=
 
-.PHONY: up test install
+.PHONY: up test install reach
 
 # Tenant SQL datasets need a PostgreSQL superuser URL; use the local server when one answers.
 LOCAL_PG := postgresql://postgres@127.0.0.1:5432/postgres
@@ -39,7 +39,17 @@ test: install /usr/bin/chromium
 	$(BIN)/mypy extensions/workbench-lab/workbench_lab
 	$(BIN)/pytest -q
 
-install: $(STAMP) $(CHP) $(LAB_EXT)
+install: $(STAMP) $(CHP) $(LAB_EXT) reach
+
+# As root, notebook servers and jobs run as per-user accounts, which import the workbench from
+# this checkout (an editable install): they must list it and reach it through every directory
+# above. A checkout that others cannot read (`mktemp -d` makes directories of mode 0700) is
+# opened to them, its parents for search alone (o+x: entering, not listing), and said so.
+reach:
+	@[ "$$(id -u)" != 0 ] || { d="$(CURDIR)"; need=rx; while [ "$$d" != / ]; do \
+	  case "$$need:$$(stat -c %A "$$d")" in rx:*r?[xt]|x:*[xt]) ;; *) chmod o+$$need "$$d" && \
+	    echo "workbench: chmod o+$$need $$d (notebook accounts must reach $(CURDIR))";; esac; \
+	  need=x; d="$$(dirname "$$d")"; done; }
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { $(APT) update && $(APT) install -y python3-venv; }
